@@ -1,0 +1,192 @@
+"""Whole-clip STAF inference: one 9-frame window centred on every frame, sharing per-frame work.
+
+Edge frames get windows padded by repeating the nearest real frame (frame 0 before the start, the
+last frame after the end), so every window is made of real, nearby frames. (The release instead
+gives its first and last four frames a window of their own feature repeated, and its tail windows
+pick up wrong frames; neither is reproduced.)
+
+In the plain per-window evaluation most work is repeated: a frame appears in nine windows, and
+outside the middle position its decoder maps and stage-0 grid features are the same in each. The
+runner computes those once per frame. The middle frame's input is the window mean (APM); since the
+first transposed convolution is linear, its output for the mean equals the mean of the per-frame
+outputs already cached, so only the BN/ReLU and the later blocks run per window. Likewise stage-1
+sampling is linear in the map, so each frame's second map is multiplied once by the parts of the
+point MLP that read the sampled channels (197 instead of 256 channels, sampled per window). TCFM
+onwards depends on the whole window and runs per window, batched. Frames are streamed: only the frames the
+next batch of windows needs are kept, so memory does not grow with clip length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from core.model.staf import SEQ_LEN, TARGET, Body, Staf, StafOutput
+
+__all__ = ["FrameResults", "SequenceRunner", "run_per_window", "window_indices"]
+
+HALF = SEQ_LEN // 2
+
+
+def window_indices(targets: torch.Tensor, n_frames: int | None) -> torch.Tensor:
+    """Frame indices (len(targets), 9) of the windows centred on ``targets``, clamped to the clip.
+
+    ``n_frames=None`` means the end of the clip is not known yet (only the start is clamped).
+    """
+    idx = targets.unsqueeze(1) + torch.arange(-HALF, HALF + 1, device=targets.device)
+    return idx.clamp(0, None if n_frames is None else n_frames - 1)
+
+
+@dataclass(frozen=True)
+class FrameResults:
+    """STAF results for consecutive frames ``start .. start + len - 1``.
+
+    rotmat (N, 24, 3, 3), betas (N, 10), cam (N, 3) crop cameras, joints (N, 24, 3) and, when
+    kept, vertices (N, 6890, 3) (else None).
+    """
+
+    start: int
+    rotmat: torch.Tensor
+    betas: torch.Tensor
+    cam: torch.Tensor
+    joints: torch.Tensor
+    vertices: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return self.rotmat.shape[0]
+
+    @staticmethod
+    def from_output(start: int, out: StafOutput, keep_vertices: bool) -> FrameResults:
+        return FrameResults(start, out.rotmat, out.betas, out.cam, out.joints,
+                            out.vertices if keep_vertices else None)
+
+    @staticmethod
+    def concat(parts: list[FrameResults]) -> FrameResults:
+        """Join consecutive parts into one."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        verts = None if parts[0].vertices is None else torch.cat([p.vertices for p in parts])
+        return FrameResults(parts[0].start, torch.cat([p.rotmat for p in parts]),
+                            torch.cat([p.betas for p in parts]), torch.cat([p.cam for p in parts]),
+                            torch.cat([p.joints for p in parts]), verts)
+
+
+class _FrameCache:
+    """Per-frame results for a contiguous range [lo, hi) of frames."""
+
+    def __init__(self) -> None:
+        self.lo = 0
+        self.pre14: torch.Tensor | None = None  # first deconvolution, before BN: (n, 256, 14, 14)
+        self.grid: torch.Tensor | None = None  # stage-0 grid features (n, 2205)
+        self.pre28: torch.Tensor | None = None  # second decoder map, premultiplied: (n, 197, 28, 28)
+
+    @property
+    def hi(self) -> int:
+        return self.lo + (0 if self.pre14 is None else self.pre14.shape[0])
+
+    def append(self, pre14: torch.Tensor, grid: torch.Tensor, pre28: torch.Tensor) -> None:
+        if self.pre14 is None:
+            self.pre14, self.grid, self.pre28 = pre14, grid, pre28
+        else:
+            self.pre14 = torch.cat((self.pre14, pre14))
+            self.grid = torch.cat((self.grid, grid))
+            self.pre28 = torch.cat((self.pre28, pre28))
+
+    def drop_before(self, frame: int) -> None:
+        """Forget frames before ``frame``."""
+        cut = frame - self.lo
+        if cut > 0 and self.pre14 is not None:
+            self.pre14, self.grid, self.pre28 = self.pre14[cut:], self.grid[cut:], self.pre28[cut:]
+            self.lo = frame
+
+
+class SequenceRunner:
+    """Runs STAF over a whole clip's backbone features, one window per frame.
+
+    Args:
+        net: the STAF network (put in eval mode by the runner).
+        body: the body model the network uses.
+        windows_per_batch: windows evaluated together (16 in the release's demo).
+        frames_per_batch: frames whose shared work is computed together.
+        keep_vertices: return per-frame vertices (6890 x 3 floats a frame).
+    """
+
+    def __init__(self, net: Staf, body: Body, *, windows_per_batch: int = 16, frames_per_batch: int = 32,
+                 keep_vertices: bool = True) -> None:
+        if windows_per_batch < 1 or frames_per_batch < 1:
+            raise ValueError("batch sizes must be positive")
+        self.net = net.eval()
+        self.body = body
+        self.windows_per_batch = windows_per_batch
+        self.frames_per_batch = frames_per_batch
+        self.keep_vertices = keep_vertices
+
+    def run(self, features: torch.Tensor) -> FrameResults:
+        """All frames' features (N, 2048, 7, 7) -> results for all N frames."""
+        if features.ndim != 4 or features.shape[0] == 0:
+            raise ValueError(f"expected features (N>0, 2048, 7, 7), got {tuple(features.shape)}")
+        chunks = features.split(self.frames_per_batch)
+        return FrameResults.concat(list(self.stream(chunks)))
+
+    @torch.inference_mode()
+    def stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[FrameResults]:
+        """Consumes feature chunks (n_i, 2048, 7, 7) in clip order; yields results in frame order
+        as soon as each batch of windows has all its frames."""
+        cache = _FrameCache()
+        next_target = 0
+        for chunk in chunks:
+            for part in chunk.split(self.frames_per_batch):
+                self._add_frames(cache, part)
+            # Windows whose last frame has arrived need no clamping at the end.
+            while cache.hi - HALF - next_target >= self.windows_per_batch:
+                yield self._windows(cache, next_target, self.windows_per_batch, None)
+                next_target += self.windows_per_batch
+                cache.drop_before(next_target - HALF)
+        n_frames = cache.hi
+        while next_target < n_frames:
+            count = min(self.windows_per_batch, n_frames - next_target)
+            yield self._windows(cache, next_target, count, n_frames)
+            next_target += count
+            cache.drop_before(next_target - HALF)
+
+    def _add_frames(self, cache: _FrameCache, features: torch.Tensor) -> None:
+        net = self.net
+        pre14 = net.deconv(0, features)
+        map14 = net.activate(0, pre14)
+        cache.append(pre14, net.grid_features(map14), net.maf_extractor[1].premultiply(net.decode(1, map14)))
+
+    def _windows(self, cache: _FrameCache, first: int, count: int, n_frames: int | None) -> FrameResults:
+        net = self.net
+        targets = torch.arange(first, first + count, device=cache.pre14.device)
+        local = window_indices(targets, n_frames) - cache.lo
+        # The target frame: APM mean, pushed through the decoder per window.
+        map14 = net.activate(0, cache.pre14[local].mean(1))
+        map28_t = net.decode(1, map14)
+        grid = cache.grid[local]
+        grid[:, TARGET] = net.grid_features(map14)
+        est0, verts0 = net.stage0(self.body, grid)
+        extractor = net.maf_extractor[1]
+        pre28 = cache.pre28[local]
+        pre28[:, TARGET] = extractor.premultiply(map28_t)
+        mesh1 = extractor.on_mesh_premultiplied(pre28.flatten(0, 1), verts0, est0.cam).reshape(count, SEQ_LEN, -1)
+        out = net.stages12(self.body, mesh1, est0.select(slice(TARGET, None, SEQ_LEN)), net.decode(2, map28_t))
+        return FrameResults.from_output(first, out, self.keep_vertices)
+
+
+@torch.inference_mode()
+def run_per_window(net: Staf, body: Body, features: torch.Tensor, *, windows_per_batch: int = 16) -> FrameResults:
+    """Reference evaluation: builds every padded window explicitly and calls ``net`` on it.
+
+    Same results as :class:`SequenceRunner` (to float rounding) at several times the cost; used by
+    tests and the benchmark.
+    """
+    net.eval()
+    n = features.shape[0]
+    parts = []
+    for first in range(0, n, windows_per_batch):
+        targets = torch.arange(first, min(n, first + windows_per_batch), device=features.device)
+        out = net(features[window_indices(targets, n)], body)
+        parts.append(FrameResults.from_output(first, out, True))
+    return FrameResults.concat(parts)
