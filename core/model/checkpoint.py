@@ -7,9 +7,7 @@ not match the network, stops with one line naming it.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.atomic import atomic_path
 from core.errors import AssetInvalid, AssetMissing, CheckpointMismatch
 
 __all__ = [
@@ -165,12 +164,5 @@ def save_staf_checkpoint(model: nn.Module, path: Path, *, extra: Mapping[str, An
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

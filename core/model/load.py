@@ -1,0 +1,70 @@
+"""Building the engine's models from an asset folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.errors import BadInput
+from core.model.backbone import ResNet50Features
+from core.model.checkpoint import load_backbone_weights, load_staf_weights
+from core.model.sequence import SequenceRunner
+from core.model.staf import Staf
+
+__all__ = ["BACKBONE_FILE", "STAF_FILE", "StafModels", "load_models", "resolve_device"]
+
+STAF_FILE = "3dpw_model_best.pth.tar"
+BACKBONE_FILE = "base_model.pt"
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise BadInput(f"device '{spec}' requested but this torch build sees no CUDA GPU; use --device cpu")
+        index = int(spec[5:]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise BadInput(f"device '{spec}' does not exist: {torch.cuda.device_count()} CUDA GPU(s) visible")
+        return torch.device(spec)
+    raise BadInput(f"unknown device '{spec}': use auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class StafModels:
+    """The frozen backbone, the STAF heads and the body model, on one device, in eval mode."""
+
+    backbone: ResNet50Features | None
+    staf: Staf
+    body: torch.nn.Module
+    device: torch.device
+
+    def runner(self, **options) -> SequenceRunner:
+        """A whole-clip runner over these models (options as :class:`SequenceRunner`)."""
+        return SequenceRunner(self.staf, self.body, **options)
+
+
+def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbone: bool = True,
+                mix_tcfm_across_batch: bool = False, gender: str = "neutral") -> StafModels:
+    """Load SMPL, STAF and (optionally) the backbone from ``assets``, strictly, onto ``device``."""
+    from core.assets import require_assets
+    from core.smpl import load_body_model
+
+    assets = Path(assets)
+    device = resolve_device(device) if isinstance(device, str) else device
+    # The mean parameters and the downsampling matrix travel inside the STAF checkpoint.
+    require_assets(assets, [STAF_FILE, BACKBONE_FILE] if with_backbone else [STAF_FILE])
+    body = load_body_model(assets, gender=gender)
+    staf = Staf(mix_tcfm_across_batch=mix_tcfm_across_batch)
+    load_staf_weights(staf, assets / STAF_FILE)
+    backbone = None
+    if with_backbone:
+        backbone = ResNet50Features()
+        load_backbone_weights(backbone, assets / BACKBONE_FILE)
+        backbone = backbone.to(device).eval()
+    return StafModels(backbone, staf.to(device).eval(), body.to(device).eval(), device)
