@@ -11,8 +11,6 @@ from core.errors import EXIT_ASSET_INVALID, EXIT_ASSET_MISSING
 
 __all__ = ["run_doctor"]
 
-_STANDIN_MARKER = "STANDINS.txt"  # written by core.standins into a stand-in folder
-
 
 def _line(status: AssetStatus, width: int) -> str:
     """One line: name, state, then the summary, or why and where to get the file."""
@@ -28,12 +26,14 @@ def _line(status: AssetStatus, width: int) -> str:
     return f"{text}: {spec.description}; get it from {spec.source}"
 
 
-def run_doctor(folder: Path, *, out: TextIO = sys.stdout) -> int:
-    """Print the state of each asset in ``folder`` and a summary; return the exit code.
+def run_doctor(folder: Path, *, out: TextIO | None = None) -> int:
+    """Print the state of each asset in ``folder`` and a summary to ``out`` (default: the current
+    ``sys.stdout``); return the exit code.
 
     0: every required asset found and valid; 3 (EXIT_ASSET_MISSING): something required is missing
     (nothing invalid); 4 (EXIT_ASSET_INVALID): something present is invalid (optional ones too).
     """
+    out = sys.stdout if out is None else out
     folder = Path(folder)
     out.write(f"Asset folder: {folder}\n")
     if not folder.is_dir():
@@ -43,7 +43,9 @@ def run_doctor(folder: Path, *, out: TextIO = sys.stdout) -> int:
                 out.write(f"  {spec.name}: {spec.description}; get it from {spec.source}\n")
         out.write("Not ready: the asset folder is missing.\n")
         return EXIT_ASSET_MISSING
-    if (folder / _STANDIN_MARKER).is_file():
+    from core.standins import STANDIN_MARKER  # written into a folder of stand-ins
+
+    if (folder / STANDIN_MARKER).is_file():
         out.write("  note: this folder holds stand-in assets (random weights, a look-alike body), not the real files\n")
     statuses = check_assets(folder)
     width = max(len(spec.name) for spec in ASSETS)
