@@ -274,15 +274,17 @@ def test_not_a_zip_at_all(tmp_path: Path) -> None:
 # What is admitted, and what it becomes
 
 
+@pytest.mark.parametrize("importable", [True, False], ids=["chumpy-importable", "no-chumpy"])
 @pytest.mark.parametrize("protocol", [0, 1, 2, 4])
 def test_chumpy_objects_become_arrays_without_running_chumpy_code(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: int, importable: bool
 ) -> None:
     marker = tmp_path / "chumpy-ran"
     Ch = _chumpy_ch(monkeypatch, marker)
     shapedirs = np.random.default_rng(0).normal(size=(4, 3, 2))
     data = pickle.dumps({"shapedirs": _make_ch(Ch, shapedirs), "bs_type": "lrotmin"}, protocol=protocol)
-    monkeypatch.delitem(sys.modules, "chumpy.ch")  # as on a machine without chumpy
+    if not importable:
+        monkeypatch.delitem(sys.modules, "chumpy.ch")  # as on a machine without chumpy
     path = _write(tmp_path / "SMPL_NEUTRAL.pkl", data)
 
     loaded = load_pickle(path)
@@ -290,7 +292,29 @@ def test_chumpy_objects_become_arrays_without_running_chumpy_code(
     assert isinstance(loaded["shapedirs"], np.ndarray)
     np.testing.assert_array_equal(loaded["shapedirs"], shapedirs)
     assert loaded["bs_type"] == "lrotmin"
+    assert not marker.exists()  # a plain pickle.load would have run Ch.__setstate__ (if importable)
+
+
+def test_sparse_class_code_never_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "scipy-ran"
+
+    def __setstate__(self: Any, state: dict[str, Any]) -> None:  # noqa: N807 - a method, defined here
+        marker.write_text("scipy code ran")
+
+    Fake = _fake_class(monkeypatch, "scipy.sparse.csc", "csc_matrix", {"__setstate__": __setstate__})
+    m = sp.random(5, 4, density=0.5, format="csc", random_state=5)
+    obj = Fake.__new__(Fake)
+    obj.__dict__.update({"_shape": m.shape, "data": m.data, "indices": m.indices, "indptr": m.indptr, "maxprint": 50})
+    data = pickle.dumps({"J_regressor": obj}, protocol=2)
+    path = _write(tmp_path / "SMPL_NEUTRAL.pkl", data)
+
+    loaded = load_pickle(path)["J_regressor"]  # the fake class is still importable here
+
+    assert isinstance(loaded, sp.csc_matrix)
+    np.testing.assert_array_equal(loaded.toarray(), m.toarray())
     assert not marker.exists()
+    pickle.loads(data)  # control: an unrestricted load does run the class's code
+    assert marker.exists()
 
 
 def test_chumpy_object_without_x_is_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
