@@ -8,6 +8,7 @@ not match the network, stops with one line naming it.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,7 +53,9 @@ def read_torch_file(path: Path) -> Any:
                 "data (loading it could run code); use the checkpoint from the official release"
             ) from None
         raise AssetInvalid(f"{path}: not a torch checkpoint ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as err:
+    # torch's restricted unpickler reports malformed input through many exception types.
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError, struct.error,
+            IndexError, KeyError, TypeError, AttributeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AssetInvalid(f"{path}: not a readable torch checkpoint, truncated or corrupt ({first})") from None
 

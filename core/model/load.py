@@ -58,7 +58,8 @@ def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbo
     assets = Path(assets)
     device = resolve_device(device) if isinstance(device, str) else device
     # The mean parameters and the downsampling matrix travel inside the STAF checkpoint.
-    require_assets(assets, [STAF_FILE, BACKBONE_FILE] if with_backbone else [STAF_FILE])
+    needed = [STAF_FILE, f"SMPL_{gender.upper()}.pkl", *([BACKBONE_FILE] if with_backbone else [])]
+    require_assets(assets, needed, validate=False)  # all missing files in one message; loaders validate
     body = load_body_model(assets, gender=gender)
     staf = Staf(mix_tcfm_across_batch=mix_tcfm_across_batch)
     load_staf_weights(staf, assets / STAF_FILE)
