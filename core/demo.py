@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.assets import check_assets, resolve_assets_dir
+from core.assets import resolve_assets_dir
 from core.atomic import atomic_path
 from core.doctor import run_doctor
 from core.model.geometry import rotmat_to_axis_angle
@@ -54,8 +54,7 @@ def run_demo(*, assets: str | None, standins: Path, frames: int, device: str, ou
     """Report on the assets, pick real ones or stand-ins, run the models, write results to ``out``."""
     folder = resolve_assets_dir(assets)
     print("== assets")
-    run_doctor(folder)
-    if all(s.state == "found" for s in check_assets(folder) if s.spec.required):
+    if run_doctor(folder) == 0:
         print(f"\nUsing the REAL assets in {folder}.")
     else:
         from core.standins import make_asset_folder
