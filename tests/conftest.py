@@ -9,8 +9,6 @@ import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def standin_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
