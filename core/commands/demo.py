@@ -1,0 +1,28 @@
+"""``demo``: the out-of-the-box run on a synthetic clip."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.commands.assets import ASSETS_HELP
+
+__all__ = ["register"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from core.demo import run_demo
+
+    return run_demo(assets=args.assets, standins=Path(args.standins), frames=args.frames, device=args.device,
+                    out=Path(args.out))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="check assets, then run backbone + STAF over a synthetic clip")
+    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--standins", metavar="DIR", default=".standins",
+                   help="where stand-in assets are written when the real ones are incomplete (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=120, help="length of the synthetic clip (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", default="out", help="where results are written (default: %(default)s)")
+    p.set_defaults(func=_demo)
