@@ -14,6 +14,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules under ``core.commands`` that register subcommands, in the order ``--help`` lists them.
 COMMANDS = (
+    "core.commands.reconstruct",
     "core.commands.assets",
     "core.commands.demo",
 )

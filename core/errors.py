@@ -8,11 +8,15 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_CANCELLED",
     "EXIT_INTERNAL",
+    "EXIT_NO_PERSON",
+    "EXIT_OUTPUT",
     "EXIT_USAGE",
     "AssetInvalid",
     "AssetMissing",
     "BadInput",
     "CheckpointMismatch",
+    "NoPersonFound",
+    "OutputError",
     "StafError",
 ]
 
@@ -21,6 +25,8 @@ EXIT_USAGE = 2
 EXIT_ASSET_MISSING = 3
 EXIT_ASSET_INVALID = 4
 EXIT_BAD_INPUT = 5
+EXIT_OUTPUT = 6
+EXIT_NO_PERSON = 7
 EXIT_CANCELLED = 130
 
 
@@ -53,3 +59,15 @@ class BadInput(StafError):
     """A user-supplied input (other than an asset) is unusable."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class OutputError(StafError):
+    """The output cannot be written (exists without --overwrite, unwritable place, wrong suffix)."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class NoPersonFound(StafError):
+    """The clip (or the chosen range) shows nobody the detector can find."""
+
+    exit_code = EXIT_NO_PERSON

@@ -263,12 +263,15 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"rotmats must be ({batch}, {NUM_JOINTS}, 3, 3), got {tuple(rotmats.shape)}")
         if transl is not None and tuple(transl.shape) != (batch, 3):
             raise ValueError(f"transl must be ({batch}, 3), got {tuple(transl.shape)}")
-        out = self.layer(
-            betas=betas,
-            global_orient=rotmats[:, :1],
-            body_pose=rotmats[:, 1:],
-            transl=transl,
-        )
+        # The body is always evaluated in float32, also under mixed-precision autocast: half
+        # precision would move vertices by millimetres.
+        with torch.autocast(device_type=betas.device.type, enabled=False):
+            out = self.layer(
+                betas=betas.float(),
+                global_orient=rotmats[:, :1].float(),
+                body_pose=rotmats[:, 1:].float(),
+                transl=None if transl is None else transl.float(),
+            )
         return BodyOutput(vertices=out.vertices, joints=out.joints[:, :NUM_JOINTS])
 
     def forward_axis_angle(

@@ -44,6 +44,13 @@ class StafModels:
     body: torch.nn.Module
     device: torch.device
 
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        """Backbone features (N, 2048, 7, 7) of normalised crops (N, 3, 224, 224), any device."""
+        if self.backbone is None:
+            raise RuntimeError("these models were loaded without the backbone")
+        x = crops.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return self.backbone(x).contiguous()
+
     def runner(self, **options) -> SequenceRunner:
         """A whole-clip runner over these models (options as :class:`SequenceRunner`)."""
         return SequenceRunner(self.staf, self.body, **options)
@@ -67,5 +74,6 @@ def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbo
     if with_backbone:
         backbone = ResNet50Features()
         load_backbone_weights(backbone, assets / BACKBONE_FILE)
-        backbone = backbone.to(device).eval()
+        # channels_last runs ResNet-50 about 15 % faster on CPU and is the fast layout on GPU too.
+        backbone = backbone.to(device, memory_format=torch.channels_last).eval()
     return StafModels(backbone, staf.to(device).eval(), body.to(device).eval(), device)

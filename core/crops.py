@@ -1,0 +1,36 @@
+"""Network input crops: square, centred on the person box, 224 x 224, ImageNet-normalised."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from core.camera import CROP_SCALE
+from core.model.geometry import CROP_SIZE
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "crop_person", "normalise"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def crop_person(rgb: np.ndarray, box: np.ndarray, *, crop_scale: float = CROP_SCALE,
+                size: int = CROP_SIZE) -> np.ndarray:
+    """Cut the square of side ``crop_scale * max(w, h)`` centred on box (cx, cy, w, h) from an RGB
+    image (H, W, 3) uint8 and resize it to (size, size, 3); outside the image is black."""
+    cx, cy, w, h = (float(v) for v in box)
+    side = crop_scale * max(w, h)
+    scale = size / side
+    # Pixel centres: the crop's centre (size-1)/2 maps to (cx, cy).
+    m = np.array([[scale, 0, (size - 1) / 2 - scale * cx], [0, scale, (size - 1) / 2 - scale * cy]])
+    return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+def normalise(crops: np.ndarray) -> torch.Tensor:
+    """Crops (N, S, S, 3) uint8 RGB -> network input (N, 3, S, S) float32, ImageNet mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
