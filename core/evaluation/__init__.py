@@ -1,0 +1,1 @@
+"""Evaluation: the metrics and the protocol of the STAF/VIBE/TCMR papers."""
