@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from core.cli import main
+from core.motion_format import read_motion
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,21 +48,20 @@ def test_missing_weights_give_one_line_and_exit_3(standin_assets, tmp_path):
         raise AssertionError("load_models accepted a folder without weights")
 
 
-def test_demo_runs_on_stand_ins_and_writes_results(tmp_path):
-    proc = run_cli("demo", "--frames", "12", "--assets", str(tmp_path / "none"), "--standins",
+def test_demo_reconstructs_the_sample_clip_on_stand_ins(tmp_path):
+    proc = run_cli("demo", "--seconds", "1", "--assets", str(tmp_path / "none"), "--standins",
                    str(tmp_path / "standins"), "--out", str(tmp_path / "out"), "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "STAND-INS" in proc.stdout
-    res = np.load(tmp_path / "out" / "demo_smpl.npz")
-    assert res["pose"].shape == (12, 24, 3) and np.isfinite(res["pose"]).all()
-    obj = (tmp_path / "out" / "demo_frame0.obj").read_text().splitlines()
-    assert sum(line.startswith("v ") for line in obj) == 6890
-    assert sum(line.startswith("f ") for line in obj) == 13776
+    motion = read_motion(tmp_path / "out" / "sample_motion.npz")
+    assert len(motion.people[0]) == len(motion.frame_index) == 30
+    assert motion.meta["assets"]["kind"] == "stand-in"
+    assert (tmp_path / "out" / "sample_preview.png").stat().st_size > 10_000
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
 def test_bad_device_is_one_line_exit_5(standin_assets, tmp_path):
-    proc = run_cli("demo", "--frames", "2", "--assets", str(standin_assets), "--device", "tpu",
+    proc = run_cli("demo", "--seconds", "0.2", "--assets", str(standin_assets), "--device", "tpu",
                    "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 5
     assert proc.stderr.strip().count("\n") == 0 and "unknown device 'tpu'" in proc.stderr

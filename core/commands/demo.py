@@ -13,16 +13,16 @@ __all__ = ["register"]
 def _demo(args: argparse.Namespace) -> int:
     from core.demo import run_demo
 
-    return run_demo(assets=args.assets, standins=Path(args.standins), frames=args.frames, device=args.device,
-                    out=Path(args.out))
+    return run_demo(assets=args.assets, standins=Path(args.standins), device=args.device, out=Path(args.out),
+                    seconds=args.seconds)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="check assets, then run backbone + STAF over a synthetic clip")
+    p = sub.add_parser("demo", help="check assets, then reconstruct a sample clip made from a photo of a person")
     p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
     p.add_argument("--standins", metavar="DIR", default=".standins",
                    help="where stand-in assets are written when the real ones are incomplete (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=120, help="length of the synthetic clip (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of the sample clip (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", default="out", help="where results are written (default: %(default)s)")
     p.set_defaults(func=_demo)
