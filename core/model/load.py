@@ -76,4 +76,4 @@ def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbo
         load_backbone_weights(backbone, assets / BACKBONE_FILE)
         # channels_last runs ResNet-50 about 15 % faster on CPU and is the fast layout on GPU too.
         backbone = backbone.to(device, memory_format=torch.channels_last).eval()
-    return StafModels(backbone, staf.to(device).eval(), body.to(device).eval(), device)
+    return StafModels(backbone, staf.to(device).use_channels_last().eval(), body.to(device).eval(), device)

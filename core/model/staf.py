@@ -90,7 +90,15 @@ class Staf(nn.Module):
 
     def deconv(self, block: int, x: torch.Tensor) -> torch.Tensor:
         """Decoder block ``block``'s transposed convolution alone (linear: it commutes with means)."""
-        return self.deconv_layers[3 * block](x)
+        layer = self.deconv_layers[3 * block]
+        if layer.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return layer(x)
+
+    def use_channels_last(self) -> Staf:
+        """Store the decoder in channels-last layout (faster transposed convolutions on CPU and GPU)."""
+        self.deconv_layers.to(memory_format=torch.channels_last)
+        return self
 
     def activate(self, block: int, y: torch.Tensor) -> torch.Tensor:
         """Decoder block ``block``'s batch norm and ReLU."""
