@@ -1,0 +1,196 @@
+"""Export characters to FBX with a preset (unity, unreal, generic), written atomically.
+
+The exporter runs over a scratch scene that holds only the rigs to export (their meshes with
+them), so the user's scene, selection and current frame are never touched. The Unreal preset
+exports a scaled copy (centimetres in the data) with a real ``root`` bone at the origin; the
+copies and the scratch scene are removed afterwards. The file is written beside the target under a
+temporary name and renamed over it at the end: a failed export leaves nothing on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import bpy
+from mathutils import Matrix
+
+from .compat import action_fcurves, copy_action_to
+from .errors import AddonError
+from .fbx_presets import FbxPreset, get_preset
+from .rig import is_staf_rig, remove_datablocks
+
+__all__ = ["check_writable", "export_fbx", "find_rigs", "rig_meshes"]
+
+
+def find_rigs(context: Any) -> list[Any]:
+    """The STAF armatures to export: those selected (or the armature of a selected body), else the
+    active one, else the scene's only one; raises AddonError if there is none to choose."""
+    def rig_of(obj: Any) -> Any:
+        if is_staf_rig(obj):
+            return obj
+        parent = getattr(obj, "parent", None)
+        return parent if is_staf_rig(parent) else None
+
+    picked = [rig_of(o) for o in getattr(context, "selected_objects", None) or ()]
+    rigs = list(dict.fromkeys(r for r in picked if r is not None))
+    if not rigs and rig_of(getattr(context, "active_object", None)) is not None:
+        rigs = [rig_of(context.active_object)]
+    if not rigs:
+        in_scene = [o for o in context.scene.objects if is_staf_rig(o)]
+        if len(in_scene) == 1:
+            rigs = in_scene
+        else:
+            what = "no character made by STAF is in this scene" if not in_scene else "several characters are here"
+            raise AddonError(f"{what}: select the armature or body of the character to export")
+    return rigs
+
+
+def rig_meshes(rig: Any) -> list[Any]:
+    """The meshes deformed by ``rig`` (its children with an armature modifier pointing at it)."""
+    return [o for o in rig.children if o.type == 'MESH'
+            and any(m.type == 'ARMATURE' and m.object == rig for m in o.modifiers)]
+
+
+def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> Path:
+    """The absolute path to write, after checking its name, folder and permission (nothing is
+    created); raises AddonError naming the problem."""
+    path = Path(bpy.path.abspath(str(path))) if str(path).startswith("//") else Path(path)
+    path = path.expanduser().absolute()
+    if path.suffix.lower() != suffix:
+        raise AddonError(f"{path}: the file name must end in {suffix}")
+    if path.is_dir():
+        raise AddonError(f"{path} is a folder, not a file name")
+    if path.exists() and not overwrite:
+        raise AddonError(f"{path} exists: pass --overwrite to replace it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise AddonError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise AddonError(f"cannot write {path}: permission denied")
+    return path
+
+
+def _frame_range(rigs: Iterable[Any]) -> tuple[int, int]:
+    starts, ends = [], []
+    for rig in rigs:
+        anim = rig.animation_data
+        if anim is not None and anim.action is not None:
+            start, end = anim.action.frame_range
+            starts.append(math.floor(start + 0.5))
+            ends.append(math.floor(end + 0.5))
+    if not starts:
+        raise AddonError("the character has no animation to export")
+    return min(starts), max(ends)
+
+
+def _scaled_copy(rig: Any, preset: FbxPreset, scratch: Any, made: list[tuple[Any, Any]]) -> None:
+    """Link into ``scratch`` a copy of ``rig`` and its meshes scaled by ``preset.data_scale``, with
+    ``preset.root_bone`` added above the rig's root bones."""
+    scale = preset.data_scale
+    matrix = Matrix.Scale(scale, 4)
+    arm = rig.copy()
+    made.append((bpy.data.objects, arm))
+    arm.name = f"{rig.name}_{preset.name}"
+    arm.data = rig.data.copy()
+    made.append((bpy.data.armatures, arm.data))
+    action = copy_action_to(rig, arm)
+    if action is not None:
+        made.append((bpy.data.actions, action))
+    scratch.collection.objects.link(arm)
+    arm.data.transform(matrix)
+    arm.location = arm.location * scale
+    for curve in action_fcurves(arm):
+        if curve.data_path == "location" or curve.data_path.endswith(".location"):
+            for point in curve.keyframe_points:
+                point.co.y *= scale
+                point.handle_left.y *= scale
+                point.handle_right.y *= scale
+            curve.update()
+    if preset.root_bone and preset.root_bone not in arm.data.bones:
+        _add_root_bone(arm, scratch, preset.root_bone, 0.1 * scale)
+    for mesh in rig_meshes(rig):
+        copy = mesh.copy()
+        made.append((bpy.data.objects, copy))
+        copy.name = f"{mesh.name}_{preset.name}"
+        copy.data = mesh.data.copy()
+        made.append((bpy.data.meshes, copy.data))
+        copy.data.transform(matrix, shape_keys=True)
+        copy.parent = arm
+        copy.location = copy.location * scale
+        copy.matrix_parent_inverse = matrix @ mesh.matrix_parent_inverse @ matrix.inverted()
+        for modifier in copy.modifiers:
+            if modifier.type == 'ARMATURE' and modifier.object == rig:
+                modifier.object = arm
+        scratch.collection.objects.link(copy)
+
+
+def _add_root_bone(arm: Any, scratch: Any, name: str, length: float) -> None:
+    layer = scratch.view_layers[0]
+    layer.objects.active = arm
+    with bpy.context.temp_override(scene=scratch, view_layer=layer, active_object=arm, object=arm):
+        bpy.ops.object.mode_set(mode='EDIT')
+        try:
+            bones = arm.data.edit_bones
+            orphans = [b for b in bones if b.parent is None]
+            root = bones.new(name)
+            root.head, root.tail, root.roll = (0.0, 0.0, 0.0), (0.0, 0.0, length), 0.0
+            for bone in orphans:
+                bone.parent = root
+        finally:
+            bpy.ops.object.mode_set(mode='OBJECT')
+
+
+def export_fbx(context: Any, rigs: list[Any], path: str | Path, preset_name: str, *, overwrite: bool = True) -> Path:
+    """Write ``rigs`` (STAF armatures, with their meshes) to ``path`` with a preset; returns the path."""
+    try:
+        preset = get_preset(preset_name)
+    except ValueError as err:
+        raise AddonError(str(err)) from None
+    target = check_writable(path, suffix=".fbx", overwrite=overwrite)
+    if not rigs:
+        raise AddonError("nothing to export")
+    start, end = _frame_range(rigs)
+    user_scene = context.scene
+    scratch = bpy.data.scenes.new(".staf_fbx_export")
+    made: list[tuple[Any, Any]] = []
+    tmp_path: Path | None = None
+    try:
+        # The rigs are in metres whatever the user's unit settings; a scaled copy is in 1/data_scale m.
+        scratch.unit_settings.system = 'METRIC'
+        scratch.unit_settings.scale_length = 1.0 / preset.data_scale
+        scratch.render.fps = user_scene.render.fps
+        scratch.render.fps_base = user_scene.render.fps_base
+        scratch.frame_start, scratch.frame_end = start, end
+        scratch.frame_current = start
+        for rig in rigs:
+            if preset.data_scale != 1.0 or preset.root_bone:
+                _scaled_copy(rig, preset, scratch, made)
+            else:
+                scratch.collection.objects.link(rig)
+                for mesh in rig_meshes(rig):
+                    scratch.collection.objects.link(mesh)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".fbx", dir=target.parent)
+        except OSError as err:
+            raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
+        os.close(fd)
+        tmp_path = Path(tmp_name)
+        with context.temp_override(scene=scratch, view_layer=scratch.view_layers[0]):
+            result = bpy.ops.export_scene.fbx(filepath=str(tmp_path), **dict(preset.operator_settings))
+        if result != {'FINISHED'} or tmp_path.stat().st_size == 0:
+            raise AddonError(f"Blender's FBX exporter failed to write {target}")
+        os.replace(tmp_path, target)
+        tmp_path = None
+        return target
+    finally:
+        if tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+        remove_datablocks(made)
+        bpy.data.scenes.remove(scratch)

@@ -1,0 +1,301 @@
+"""Plan a character import in plain numpy (no bpy): what the Blender side then writes in bulk.
+
+:func:`plan_import` turns a validated :class:`~staf_blender.motion_io.Motion` and
+:class:`ImportOptions` into an :class:`ImportPlan`: names, bone positions, the rest mesh, skin
+weights, every frame's bone quaternions and root location, the camera and the scene settings. The
+axis conventions are in :mod:`staf_blender.rotations` and docs/blender.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AddonError
+from .motion_io import Motion, PersonMotion
+from .rotations import (
+    CAMERA_TO_WORLD,
+    ROOT_CORRECTION_QUATERNION,
+    SMPL_TO_ARMATURE,
+    axis_angle_to_quaternion,
+    continuous_quaternions,
+    quaternion_multiply,
+)
+
+__all__ = [
+    "ROOT_MOTION_MODES",
+    "SENSOR_WIDTH_MM",
+    "CameraPlan",
+    "ImportOptions",
+    "ImportPlan",
+    "RigPlan",
+    "ScenePlan",
+    "camera_lens_mm",
+    "frame_rate",
+    "plan_import",
+    "sanitize_name",
+]
+
+#: How the character moves: as seen from the camera (default), on the spot, or on the ground plane.
+ROOT_MOTION_MODES = ("camera", "in_place", "ground")
+#: The created camera's sensor width; its lens follows from the clip's focal length in pixels.
+SENSOR_WIDTH_MM = 36.0
+_MAX_BASE = 40  # room for the suffixes within Blender's 63-byte names
+_LEAF_BONE_LENGTH = 0.05
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to build from a motion file.
+
+    root_motion: one of :data:`ROOT_MOTION_MODES`; people: person ids to import (None: all);
+    shape_keys: add one shape key per beta; camera: add the clip's camera (root motion "camera"
+    only); match_scene: set the scene's frame rate, range, resolution and camera from the clip;
+    name: base name of the new objects ("" = the clip's name); frame_offset: Blender frame of the
+    clip's frame 0 (1 lines up with a Movie Clip's default start).
+    """
+
+    root_motion: str = "camera"
+    people: tuple[int, ...] | None = None
+    shape_keys: bool = False
+    camera: bool = True
+    match_scene: bool = True
+    name: str = ""
+    frame_offset: int = 1
+
+    def __post_init__(self) -> None:
+        if self.root_motion not in ROOT_MOTION_MODES:
+            raise AddonError(f"unknown root motion '{self.root_motion}': use one of {', '.join(ROOT_MOTION_MODES)}")
+
+
+@dataclass(frozen=True, eq=False)
+class RigPlan:
+    """One person's armature, mesh and animation, in armature space (metres, Z up).
+
+    bone_heads, bone_tails (24, 3); bone_parents (24,) with -1 for the root; vertices (V, 3) the
+    rest mesh; faces (T, 3); weights (V, 24); frames (F,) Blender frame numbers; rotations
+    (F, 24, 4) pose-bone quaternions (w, x, y, z), continuous in time; root_location (F, 3) the
+    root bone's pose location; shape_keys: (name, (V, 3) absolute coordinates) per beta.
+    """
+
+    person_id: int
+    armature_name: str
+    mesh_name: str
+    action_name: str
+    bone_names: tuple[str, ...]
+    bone_parents: tuple[int, ...]
+    bone_heads: np.ndarray
+    bone_tails: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    weights: np.ndarray
+    frames: np.ndarray
+    rotations: np.ndarray
+    root_location: np.ndarray
+    shape_keys: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+@dataclass(frozen=True)
+class CameraPlan:
+    """A pinhole camera at the world origin looking along +Y, matching the engine's projection."""
+
+    name: str
+    lens_mm: float
+    sensor_width_mm: float
+    width: int
+    height: int
+    location: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_euler: tuple[float, float, float] = (math.pi / 2, 0.0, 0.0)
+    clip_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """Scene settings from the clip: frame rate fps / fps_base, inclusive frame range, resolution."""
+
+    fps: int
+    fps_base: float
+    frame_start: int
+    frame_end: int
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class ImportPlan:
+    """Everything an import creates; ``notes`` are non-fatal messages for the user."""
+
+    collection_name: str
+    rigs: tuple[RigPlan, ...]
+    camera: CameraPlan | None
+    scene: ScenePlan
+    options: ImportOptions
+    source: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def object_names(self) -> list[str]:
+        """Names of every object the import creates."""
+        names = [n for rig in self.rigs for n in (rig.armature_name, rig.mesh_name)]
+        if self.camera is not None:
+            names.append(self.camera.name)
+        return names
+
+
+def sanitize_name(text: str) -> str:
+    """A base name for new objects: printable, no dots (Blender's duplicate suffix), short."""
+    name = re.sub(r"[^\w\- ]+", "_", text.strip()).strip("_ ") or "staf"
+    return name[:_MAX_BASE]
+
+
+def frame_rate(fps_num: int, fps_den: int) -> tuple[int, float]:
+    """Blender's (fps, fps_base) for the exact rate fps_num / fps_den: 30000/1001 -> (30, 1.001)."""
+    if fps_num <= 0 or fps_den <= 0:
+        raise AddonError(f"invalid frame rate {fps_num}/{fps_den}")
+    fps = max(1, round(fps_num / fps_den))
+    return fps, fps * fps_den / fps_num
+
+
+def camera_lens_mm(focal_px: float, width: int, sensor_width_mm: float = SENSOR_WIDTH_MM) -> float:
+    """Lens (mm) of a camera whose horizontal sensor spans ``width`` pixels at ``focal_px``."""
+    return float(focal_px) * sensor_width_mm / float(width)
+
+
+def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = "motion") -> ImportPlan:
+    """Plan the objects, keys and scene settings for ``motion``; raises AddonError on unusable input."""
+    if not motion.people:
+        raise AddonError("the motion file holds no people (nobody was found in the clip)")
+    if motion.frame_index.shape[0] == 0:
+        raise AddonError("the motion file holds no frames")
+    people = _select_people(motion, options.people)
+    source = dict(motion.meta.get("source", {}))
+    base = sanitize_name(options.name or Path(str(source.get("name") or "")).stem or fallback_name)
+    notes: list[str] = []
+
+    rigs = []
+    for person in people:
+        if len(person) == 0:
+            notes.append(f"person {person.person_id} has no frames: skipped")
+            continue
+        rigs.append(_plan_rig(motion, person, base, options))
+    if not rigs:
+        raise AddonError("none of the selected people has any frame")
+
+    fps, fps_base = frame_rate(int(source["fps_num"]), int(source["fps_den"]))
+    width, height = _int_or_none(source.get("width")), _int_or_none(source.get("height"))
+    scene = ScenePlan(
+        fps=fps,
+        fps_base=fps_base,
+        frame_start=int(motion.frame_index[0]) + options.frame_offset,
+        frame_end=int(motion.frame_index[-1]) + options.frame_offset,
+        width=width,
+        height=height,
+    )
+
+    camera = None
+    if options.camera:
+        focal = motion.meta.get("camera", {}).get("focal_length_px")
+        if options.root_motion != "camera":
+            notes.append("no camera: the clip overlay needs root motion 'camera'")
+        elif not width or not height or not focal:
+            notes.append("no camera: the motion file does not give the clip's size and focal length")
+        else:
+            clip = str(source.get("path") or "")
+            camera = CameraPlan(
+                name=f"{base}_camera",
+                lens_mm=camera_lens_mm(float(focal), width),
+                sensor_width_mm=SENSOR_WIDTH_MM,
+                width=width,
+                height=height,
+                clip_path=clip or None,
+            )
+    return ImportPlan(collection_name=base, rigs=tuple(rigs), camera=camera, scene=scene, options=options,
+                      source=source, notes=tuple(notes))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _select_people(motion: Motion, wanted: tuple[int, ...] | None) -> list[PersonMotion]:
+    if wanted is None:
+        return list(motion.people)
+    present = {p.person_id: p for p in motion.people}
+    missing = [pid for pid in wanted if pid not in present]
+    if missing:
+        have = ", ".join(str(p) for p in present)
+        raise AddonError(f"no person {', '.join(map(str, missing))} in the motion file (people: {have})")
+    return [present[pid] for pid in dict.fromkeys(wanted)]
+
+
+def _bone_tails(heads: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Every bone points along +Z (its frame must equal SMPL's); its length only affects display."""
+    lengths = np.full(len(heads), _LEAF_BONE_LENGTH)
+    for j in range(len(heads)):
+        children = np.nonzero(parents == j)[0]
+        if children.size:
+            reach = np.linalg.norm(heads[children] - heads[j], axis=1).mean()
+            lengths[j] = float(np.clip(0.5 * reach, 0.02, 0.2))
+    tails = heads.copy()
+    tails[:, 2] += lengths
+    return tails
+
+
+def _plan_rig(motion: Motion, person: PersonMotion, base: str, options: ImportOptions) -> RigPlan:
+    rest_joints = person.rest_joints.astype(np.float64)
+    rest_vertices = person.rest_vertices.astype(np.float64)
+    parents = np.asarray(motion.parents, np.int64)
+    heads = rest_joints @ SMPL_TO_ARMATURE.T
+    vertices = rest_vertices @ SMPL_TO_ARMATURE.T
+
+    # Joints 1..23 apply unchanged; the root turns from camera axes into armature space.
+    quats = axis_angle_to_quaternion(person.pose)
+    quats[:, 0] = quaternion_multiply(ROOT_CORRECTION_QUATERNION, quats[:, 0])
+    quats = continuous_quaternions(quats)
+
+    # The root bone's pose location `loc` puts the pelvis joint at A (J0 + loc) in the world
+    # (A = SMPL_TO_ARMATURE, armature object at the origin); pick the world position per mode.
+    j0 = rest_joints[0]
+    if options.root_motion == "camera":
+        pelvis_world = (j0 + person.translation.astype(np.float64)) @ CAMERA_TO_WORLD.T
+    else:
+        standing = SMPL_TO_ARMATURE @ j0 + np.array([0.0, 0.0, -rest_vertices[:, 1].min()])
+        pelvis_world = np.tile(standing, (len(person), 1))
+        if options.root_motion == "ground":
+            path = (j0 + person.translation.astype(np.float64)) @ CAMERA_TO_WORLD.T
+            pelvis_world[:, :2] += path[:, :2] - path[:1, :2]
+    root_location = pelvis_world @ SMPL_TO_ARMATURE - j0  # A^T p - J0, row-wise
+
+    shape_keys: tuple[tuple[str, np.ndarray], ...] = ()
+    if options.shape_keys:
+        dirs = motion.shape_dirs.astype(np.float64)
+        shape_keys = tuple(
+            (f"beta_{k:02d}", ((rest_vertices + dirs[:, :, k]) @ SMPL_TO_ARMATURE.T).astype(np.float32))
+            for k in range(dirs.shape[2])
+        )
+
+    name = f"{base}_p{person.person_id}"
+    return RigPlan(
+        person_id=person.person_id,
+        armature_name=name,
+        mesh_name=f"{name}_body",
+        action_name=f"{name}_motion",
+        bone_names=tuple(motion.joint_names),
+        bone_parents=tuple(int(p) for p in parents),
+        bone_heads=heads,
+        bone_tails=_bone_tails(heads, parents),
+        vertices=vertices.astype(np.float32),
+        faces=np.asarray(motion.faces, np.int32),
+        weights=np.asarray(motion.skin_weights, np.float32),
+        frames=person.frame.astype(np.float64) + options.frame_offset,
+        rotations=quats,
+        root_location=root_location,
+        shape_keys=shape_keys,
+    )

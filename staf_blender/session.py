@@ -1,0 +1,107 @@
+"""One "Reconstruct from video" run (no bpy): the engine in a private temporary folder.
+
+The modal operator, its blocking ``execute`` and batch mode share this: check the inputs, start the
+engine writing to a temporary folder, poll it, and afterwards either keep the motion file (copied
+atomically where the user asked) or throw everything away. Nothing the user owns is written
+before the character has been imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine import EngineJob, EngineOptions, EngineResult, reconstruct_command
+from .errors import AddonError
+from .progress import Progress
+
+__all__ = ["ReconstructRequest", "Reconstruction", "keep_file"]
+
+
+@dataclass(frozen=True)
+class ReconstructRequest:
+    """What to reconstruct: the video, the engine's interpreter (already checked) and options;
+    keep_motion: where to keep the motion file afterwards (None: it is deleted)."""
+
+    video: Path
+    python: str
+    engine: EngineOptions
+    keep_motion: Path | None = None
+
+
+def keep_file(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` atomically (temporary file beside it, then rename)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise AddonError(f"cannot write {target}: the folder {target.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
+    return target
+
+
+class Reconstruction:
+    """The engine running on ``request.video``; poll until :meth:`done`, then read :meth:`result`."""
+
+    def __init__(self, request: ReconstructRequest, *, env: Mapping[str, str] | None = None) -> None:
+        video = Path(request.video)
+        if not video.is_file():
+            raise AddonError(f"{video}: no such video file")
+        if request.keep_motion is not None:
+            keep = Path(request.keep_motion)
+            if keep.suffix.lower() != ".npz":
+                raise AddonError(f"{keep}: a motion file name must end in .npz")
+            if not keep.parent.is_dir():
+                raise AddonError(f"cannot write {keep}: the folder {keep.parent} does not exist")
+        self.request = request
+        self._tmp = Path(tempfile.mkdtemp(prefix="staf-"))
+        output = self._tmp / "motion.npz"
+        try:
+            self.job = EngineJob(reconstruct_command(request.python, video.absolute(), output, request.engine),
+                                 output, env=env)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+
+    def poll(self) -> Progress | None:
+        """The newest progress since the last poll (None if none)."""
+        return self.job.poll()
+
+    def done(self) -> bool:
+        """Whether the engine has exited."""
+        return self.job.done()
+
+    def cancel(self) -> None:
+        """Ask the engine to stop; poll on until done."""
+        self.job.cancel()
+
+    def result(self) -> EngineResult:
+        """How the engine ended (only once done)."""
+        return self.job.result()
+
+    def keep(self) -> Path | None:
+        """Copy the motion file where the request asked (call after a successful import)."""
+        if self.request.keep_motion is None:
+            return None
+        return keep_file(self.job.output, Path(self.request.keep_motion))
+
+    def close(self) -> None:
+        """Stop the engine if needed and delete the temporary folder."""
+        try:
+            self.job.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(self._tmp)

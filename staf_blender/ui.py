@@ -1,0 +1,116 @@
+"""The sidebar panel (3D viewport, tab "STAF") and the File > Import/Export menu entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+__all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_reconstruct", "menu_export", "menu_import"]
+
+
+class STAF_PT_reconstruct(bpy.types.Panel):
+    """Clip, range, person, device and the Reconstruct button (progress and Cancel while it runs)."""
+
+    bl_idname = "STAF_PT_reconstruct"
+    bl_label = "Reconstruct from Video"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "STAF"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        settings = context.scene.staf
+        job = context.window_manager.staf_job
+        col = layout.column()
+        col.enabled = not job.running
+        col.prop(settings, "clip_source", expand=True)
+        if settings.clip_source == 'FILE':
+            col.prop(settings, "clip_path", text="")
+        elif context.scene.active_clip is not None:
+            col.label(text=context.scene.active_clip.name, icon='SEQUENCE')
+        else:
+            col.label(text="No active Movie Clip", icon='ERROR')
+        col.prop(settings, "use_range")
+        row = col.row(align=True)
+        row.enabled = settings.use_range
+        row.prop(settings, "frame_start")
+        row.prop(settings, "frame_end")
+        row = col.row(align=True)
+        row.prop(settings, "person", text="Person")
+        if settings.person == 'id':
+            row.prop(settings, "person_id", text="")
+        col.prop(settings, "device")
+        col.prop(settings, "precision")
+        col.prop(settings, "batch_size")
+        col.prop(settings, "keep_motion")
+        if job.running:
+            layout.progress(factor=job.progress, type='BAR', text=job.stage or "working")
+            layout.operator("staf.cancel_reconstruct", icon='CANCEL')
+        else:
+            layout.operator("staf.reconstruct_video", icon='PLAY')
+        if job.message:
+            box = layout.box()
+            box.alert = True
+            for i, chunk in enumerate(_wrap(job.message, 40)):
+                box.label(text=chunk, icon='ERROR' if i == 0 else 'BLANK1')
+
+
+class STAF_PT_character(bpy.types.Panel):
+    """How the character is built, and importing an existing motion file."""
+
+    bl_idname = "STAF_PT_character"
+    bl_label = "Character"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "STAF"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        settings = context.scene.staf
+        layout.prop(settings, "root_motion")
+        row = layout.row()
+        row.enabled = settings.root_motion == 'camera'
+        row.prop(settings, "camera")
+        layout.prop(settings, "shape_keys")
+        layout.prop(settings, "match_scene")
+        op = layout.operator("staf.import_motion", icon='IMPORT')
+        op.root_motion, op.shape_keys = settings.root_motion, settings.shape_keys
+        op.camera, op.match_scene = settings.camera, settings.match_scene
+
+
+class STAF_PT_export(bpy.types.Panel):
+    """FBX export of the selected character."""
+
+    bl_idname = "STAF_PT_export"
+    bl_label = "Export"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "STAF"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.prop(context.scene.staf, "export_preset")
+        op = layout.operator("staf.export_fbx", icon='EXPORT')
+        op.preset = context.scene.staf.export_preset
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return [*lines, line] if line else lines
+
+
+def menu_import(self: Any, context: Any) -> None:
+    """File > Import entry."""
+    self.layout.operator("staf.import_motion", text="STAF Motion (.npz)")
+
+
+def menu_export(self: Any, context: Any) -> None:
+    """File > Export entry."""
+    self.layout.operator("staf.export_fbx", text="STAF Character (.fbx)")
