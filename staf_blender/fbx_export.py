@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,10 @@ from mathutils import Matrix
 from .compat import action_fcurves, copy_action_to
 from .errors import AddonError
 from .fbx_presets import FbxPreset, get_preset
+from .files import check_writable, publish, temp_beside
 from .rig import is_staf_rig, remove_datablocks
 
-__all__ = ["check_writable", "export_fbx", "find_rigs", "rig_meshes"]
+__all__ = ["export_fbx", "find_rigs", "rig_meshes"]
 
 
 def find_rigs(context: Any) -> list[Any]:
@@ -55,25 +54,6 @@ def rig_meshes(rig: Any) -> list[Any]:
     """The meshes deformed by ``rig`` (its children with an armature modifier pointing at it)."""
     return [o for o in rig.children if o.type == 'MESH'
             and any(m.type == 'ARMATURE' and m.object == rig for m in o.modifiers)]
-
-
-def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> Path:
-    """The absolute path to write, after checking its name, folder and permission (nothing is
-    created); raises AddonError naming the problem."""
-    path = Path(bpy.path.abspath(str(path))) if str(path).startswith("//") else Path(path)
-    path = path.expanduser().absolute()
-    if path.suffix.lower() != suffix:
-        raise AddonError(f"{path}: the file name must end in {suffix}")
-    if path.is_dir():
-        raise AddonError(f"{path} is a folder, not a file name")
-    if path.exists() and not overwrite:
-        raise AddonError(f"{path} exists: pass --overwrite to replace it")
-    folder = path.parent
-    if not folder.is_dir():
-        raise AddonError(f"cannot write {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise AddonError(f"cannot write {path}: permission denied")
-    return path
 
 
 def _frame_range(rigs: Iterable[Any]) -> tuple[int, int]:
@@ -152,6 +132,8 @@ def export_fbx(context: Any, rigs: list[Any], path: str | Path, preset_name: str
         preset = get_preset(preset_name)
     except ValueError as err:
         raise AddonError(str(err)) from None
+    if str(path).startswith("//"):
+        path = bpy.path.abspath(str(path))
     target = check_writable(path, suffix=".fbx", overwrite=overwrite)
     if not rigs:
         raise AddonError("nothing to export")
@@ -175,17 +157,12 @@ def export_fbx(context: Any, rigs: list[Any], path: str | Path, preset_name: str
                 scratch.collection.objects.link(rig)
                 for mesh in rig_meshes(rig):
                     scratch.collection.objects.link(mesh)
-        try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".fbx", dir=target.parent)
-        except OSError as err:
-            raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
-        os.close(fd)
-        tmp_path = Path(tmp_name)
+        tmp_path = temp_beside(target)
         with context.temp_override(scene=scratch, view_layer=scratch.view_layers[0]):
             result = bpy.ops.export_scene.fbx(filepath=str(tmp_path), **dict(preset.operator_settings))
         if result != {'FINISHED'} or tmp_path.stat().st_size == 0:
             raise AddonError(f"Blender's FBX exporter failed to write {target}")
-        os.replace(tmp_path, target)
+        publish(tmp_path, target)
         tmp_path = None
         return target
     finally:

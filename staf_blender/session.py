@@ -9,7 +9,6 @@ before the character has been imported.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .engine import EngineJob, EngineOptions, EngineResult, reconstruct_command
 from .errors import AddonError
+from .files import publish, temp_beside
 from .progress import Progress
 
 __all__ = ["ReconstructRequest", "Reconstruction", "keep_file"]
@@ -39,18 +39,14 @@ def keep_file(source: Path, target: Path) -> Path:
     target = Path(target)
     if not target.parent.is_dir():
         raise AddonError(f"cannot write {target}: the folder {target.parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as err:
-        raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
-    os.close(fd)
+    tmp = temp_beside(target)
     try:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        return publish(tmp, target)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
         raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
-    return target
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Reconstruction:

@@ -1,0 +1,95 @@
+"""Motion files and the engine's expected results for the Blender-side tests (runs in the main venv).
+
+The Blender virtualenvs have no torch, so the reference is computed here, with the engine's own
+code: the SMPL mesh from smplx (``core.smpl.BodyModel`` with the pose correctives zeroed: a rig
+cannot reproduce them) for the person's one shape, in camera axes with the root translation, and
+the joints' pixels from ``core.camera.project_full``. The Blender tests compare what Blender
+evaluates against these arrays.
+
+    .venv/bin/python tests/blender/make_reference.py build/blender-ref
+
+writes ``walk.npz`` (one person, 29.97 fps, 1920x1080, a detection gap), ``crowd.npz`` (two people,
+25 fps, 1280x720), ``reference_<name>.npz`` for each, and ``bench.npz`` when ``--bench-frames`` is
+given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLIPS", "main", "smpl_reference", "write_bundle"]
+
+#: name -> synthetic_motion options, and the clip frames sampled for comparisons.
+CLIPS = {
+    "walk": ({"n_frames": 48, "n_people": 1, "gap": (20, 24), "seed": 3}, (0, 5, 19, 24, 25, 33, 47)),
+    "crowd": ({"n_frames": 30, "n_people": 2, "fps": (25, 1), "width": 1280, "height": 720, "seed": 1},
+              (0, 11, 29)),
+}
+
+
+def smpl_reference(smpl, motion, person, frames) -> dict[str, np.ndarray]:
+    """The engine's mesh and joints of ``person`` at clip ``frames``: vertices (S, V, 3) and joints
+    (S, 24, 3) in camera axes (metres, translation added), joints2d (S, 24, 2) pixels."""
+    import torch
+
+    from core.camera import project_full
+    from core.smpl import BodyModel
+
+    body = BodyModel(dataclasses.replace(smpl, posedirs=np.zeros_like(smpl.posedirs)))
+    rows = np.searchsorted(person.frame, frames)
+    if not np.array_equal(person.frame[rows], frames):
+        raise ValueError(f"person {person.person_id} has no data at some of the frames {frames}")
+    betas = torch.tensor(np.tile(person.shape, (len(rows), 1)), dtype=torch.float32)
+    with torch.no_grad():
+        out = body.forward_axis_angle(betas, torch.tensor(person.pose[rows]), torch.tensor(person.translation[rows]))
+    src, cam = motion.meta["source"], motion.meta["camera"]
+    translation = person.translation[rows].astype(np.float64)
+    joints = out.joints.numpy().astype(np.float64)
+    joints2d = project_full(joints - translation[:, None], translation, src["width"], src["height"],
+                            cam["focal_length_px"])
+    return {"frames": np.asarray(frames, np.int64), "vertices": out.vertices.numpy().astype(np.float64),
+            "joints": joints, "joints2d": joints2d}
+
+
+def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
+    """Write every motion file and reference array into ``folder`` (stand-in SMPL, seeded)."""
+    from core.motion import write_motion
+    from core.smpl import load_smpl_data
+    from core.standins.motion import synthetic_motion
+    from core.standins.smpl_files import write_smpl_assets
+
+    folder = Path(folder)
+    assets = folder / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    write_smpl_assets(assets, seed=0)
+    smpl = load_smpl_data(assets / "SMPL_NEUTRAL.pkl")
+    for name, (options, frames) in CLIPS.items():
+        motion = synthetic_motion(smpl, **options)
+        write_motion(folder / f"{name}.npz", motion)
+        arrays: dict[str, np.ndarray] = {}
+        for person in motion.people:
+            present = np.array([f for f in frames if f in set(person.frame.tolist())], np.int64)
+            for key, value in smpl_reference(smpl, motion, person, present).items():
+                arrays[f"p{person.person_id}_{key}"] = value
+        np.savez(folder / f"reference_{name}.npz", **arrays)
+    if bench_frames:
+        write_motion(folder / "bench.npz", synthetic_motion(smpl, n_frames=bench_frames))
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--bench-frames", type=int, default=0, help="also write bench.npz with this many frames")
+    args = parser.parse_args()
+    write_bundle(args.folder, bench_frames=args.bench_frames)
+    print(f"reference bundle in {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
