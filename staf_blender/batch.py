@@ -73,7 +73,7 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
     g.add_argument("--start", type=int, help="first frame")
     g.add_argument("--end", type=int, help="frame after the last one")
-    g.add_argument("--person", default="", help="which track the engine reconstructs: main, all or an id")
+    g.add_argument("--person", type=int, help="which track the engine reconstructs (default: 0, the main person)")
     g.add_argument("--batch-size", type=int, help="frames per batch")
     g.add_argument("--precision", default="", choices=("", *PRECISION_CHOICES), help="fp32, fp16 or bf16 (CUDA)")
     g.add_argument("--keep-motion", type=Path, help="also keep the motion file here (a folder for a folder input)")

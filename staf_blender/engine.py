@@ -15,6 +15,7 @@ import queue
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -40,27 +41,33 @@ __all__ = [
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 ENGINE_MODULE = "core"
-_PROBE = (
-    "import importlib.util as u, sys\n"
-    "missing = [m for m in ('core.cli', 'torch') if u.find_spec(m) is None]\n"
-    "print(' '.join(m.split('.')[0] for m in missing))\n"
-    "sys.exit(1 if missing else 0)\n"
-)
+_PROBE = """
+import importlib.util, sys
+def found(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+missing = [label for label, name in (("core", "core.cli"), ("torch", "torch")) if not found(name)]
+print(" ".join(missing))
+sys.exit(1 if missing else 0)
+"""
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     """Options passed to ``python -m core reconstruct``; empty/None values leave the engine's default.
 
-    assets: asset folder; device: auto, cpu, cuda or cuda:N; start/end: frame range; person: main,
-    all or a track id; batch_size: frames per batch; precision: fp32, fp16 or bf16 (CUDA).
+    assets: asset folder; device: auto, cpu, cuda or cuda:N; start/end: frame range (clip frames,
+    end exclusive); person: track id (0: the main person); batch_size: frames per batch;
+    precision: fp32, fp16 or bf16 (CUDA).
     """
 
     assets: str = ""
     device: str = "auto"
     start: int | None = None
     end: int | None = None
-    person: str = ""
+    person: int | None = None
     batch_size: int | None = None
     precision: str = ""
 
@@ -72,6 +79,8 @@ class EngineOptions:
             raise AddonError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISION_CHOICES)}")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise AddonError(f"empty frame range: end {self.end} is not after start {self.start}")
+        if self.person is not None and self.person < 0:
+            raise AddonError(f"person must be a track id (0 or more), got {self.person}")
         if self.batch_size is not None and self.batch_size < 1:
             raise AddonError(f"batch size must be at least 1, got {self.batch_size}")
 
@@ -86,8 +95,8 @@ def reconstruct_command(python: str, video: str | Path, output: str | Path, opti
         cmd += ["--start", str(options.start)]
     if options.end is not None:
         cmd += ["--end", str(options.end)]
-    if options.person:
-        cmd += ["--person", options.person]
+    if options.person is not None:
+        cmd += ["--person", str(options.person)]
     if options.batch_size is not None:
         cmd += ["--batch-size", str(options.batch_size)]
     if options.precision:
@@ -111,8 +120,9 @@ def check_interpreter(python: str, *, env: Mapping[str, str] | None = None, time
     if not os.access(path, os.X_OK):
         raise AddonError(f"the engine's interpreter {python} is not executable", EXIT_MISSING)
     try:
+        # Run where the engine will run (a neutral folder), so a 'core' folder in the cwd cannot fool it.
         proc = subprocess.run([path, "-c", _PROBE], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, env=None if env is None else dict(env))
+                              timeout=timeout, env=None if env is None else dict(env), cwd=tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as err:
         raise AddonError(f"the engine's interpreter {python} does not run ({err})", EXIT_MISSING) from None
     if proc.returncode != 0:
@@ -275,17 +285,20 @@ class EngineJob:
 
 
 def run_engine(command: Sequence[str], output: str | Path, *, on_progress: Callable[[Progress], None] | None = None,
-               env: Mapping[str, str] | None = None, poll_interval: float = 0.1) -> Path:
+               env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+               poll_interval: float = 0.1) -> Path:
     """Run the engine to the end (Ctrl+C cancels it); returns the motion file or raises AddonError
     carrying the engine's exit code and message."""
-    job = EngineJob(command, output, env=env)
+    job = EngineJob(command, output, env=env, cwd=cwd)
     try:
         while not job.done():
             progress = job.poll()
             if progress is not None and on_progress is not None:
                 on_progress(progress)
             time.sleep(poll_interval)
-        job.poll()
+        progress = job.poll()  # the lines printed just before it exited
+        if progress is not None and on_progress is not None:
+            on_progress(progress)
     except KeyboardInterrupt:
         job.cancel()
         job.wait(job.grace + 1.0)

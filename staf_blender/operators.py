@@ -138,13 +138,12 @@ def reconstruct_request(context: Any) -> ReconstructRequest:
         raise AddonError(f"{video}: no such video file")
     prefs = engine_settings(context)
     python = resolve_interpreter(prefs.python_path, interpreter_candidates())
-    person = str(settings.person_id) if settings.person == 'id' else settings.person
     engine = EngineOptions(
         assets=prefs.assets_dir,
         device=settings.device,
         start=settings.frame_start if settings.use_range else None,
         end=settings.frame_end if settings.use_range else None,
-        person=person,
+        person=settings.person,
         batch_size=settings.batch_size or None,
         precision="" if settings.precision == 'DEFAULT' else settings.precision,
     )

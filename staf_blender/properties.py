@@ -28,12 +28,7 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
     use_range: BoolProperty(name="Frame range", description="Reconstruct only part of the clip")
     frame_start: IntProperty(name="Start", min=0, default=0, description="First clip frame (from 0)")
     frame_end: IntProperty(name="End", min=1, default=100, description="Clip frame after the last one")
-    person: EnumProperty(name="Person", items=(
-        ('main', "Main", "The main person of the clip"),
-        ('all', "Everyone", "Every person found"),
-        ('id', "Track", "One track, by its id"),
-    ), default='main')
-    person_id: IntProperty(name="Track id", min=0, default=0)
+    person: IntProperty(name="Person", min=0, default=0, description="Which track to reconstruct; 0: the main person")
     device: EnumProperty(name="Device", items=(
         ('auto', "Auto", "A GPU if there is one, else the CPU"),
         ('cpu', "CPU", ""),

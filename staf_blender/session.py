@@ -67,7 +67,7 @@ class Reconstruction:
         output = self._tmp / "motion.npz"
         try:
             self.job = EngineJob(reconstruct_command(request.python, video.absolute(), output, request.engine),
-                                 output, env=env)
+                                 output, env=env, cwd=self._tmp)  # a cwd with a 'core' folder must not shadow it
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise

@@ -36,10 +36,7 @@ class STAF_PT_reconstruct(bpy.types.Panel):
         row.enabled = settings.use_range
         row.prop(settings, "frame_start")
         row.prop(settings, "frame_end")
-        row = col.row(align=True)
-        row.prop(settings, "person", text="Person")
-        if settings.person == 'id':
-            row.prop(settings, "person_id", text="")
+        col.prop(settings, "person")
         col.prop(settings, "device")
         col.prop(settings, "precision")
         col.prop(settings, "batch_size")

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--person")
+    p.add_argument("--person", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--overwrite", action="store_true")
