@@ -1,0 +1,1 @@
+"""Training STAF: losses, data, the single-frame base model, checkpoints and the loop."""
