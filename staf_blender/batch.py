@@ -203,7 +203,9 @@ def _reconstruct(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str
             if progress is not None:
                 printer(progress)
             time.sleep(0.1)
-        run.poll()
+        progress = run.poll()
+        if progress is not None:
+            printer(progress)
     except KeyboardInterrupt:
         run.cancel()
         run.job.wait(run.job.grace + 1.0)
