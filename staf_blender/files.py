@@ -15,10 +15,10 @@ def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> 
     """The absolute path to write, after checking its name, folder and permission (nothing is
     created); raises AddonError naming the problem."""
     path = Path(path).expanduser().absolute()
-    if path.suffix.lower() != suffix:
-        raise AddonError(f"{path}: the file name must end in {suffix}")
     if path.is_dir():
         raise AddonError(f"{path} is a folder, not a file name")
+    if path.suffix.lower() != suffix:
+        raise AddonError(f"{path}: the file name must end in {suffix}")
     if path.exists() and not overwrite:
         raise AddonError(f"{path} exists: pass --overwrite to replace it")
     if not path.parent.is_dir():
