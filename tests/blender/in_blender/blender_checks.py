@@ -62,3 +62,4 @@ def add_user_content() -> None:
     cube.select_set(True)
     bpy.context.view_layer.objects.active = cube
     scene.frame_current = 7
+    bpy.context.view_layer.update()  # matrices evaluated now, so later snapshots compare like with like
