@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.camera import CROP_SCALE
 from core.datasets.db import Db
 from core.errors import BadInput
 
@@ -45,9 +46,6 @@ __all__ = [
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 FEATURE_SHAPE = (2048, 7, 7)
-CROP_SIZE = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -265,23 +263,21 @@ def crop_box(box: np.ndarray, crop_scale: float) -> tuple[float, float, float]:
 
 
 def crop_image(path: Path, box: np.ndarray, crop_scale: float) -> np.ndarray:
-    """The normalised crop (3, 224, 224) float32 of a box in an image file."""
+    """The network input (3, 224, 224) float32 for a box in an image file: the engine's crop
+    (:func:`core.crops.crop_person`) and normalisation, so training and inference see the same."""
     import cv2
+
+    from core.crops import crop_person, normalise
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise BadInput(f"{path}: not a readable image")
-    cx, cy, side = crop_box(box, crop_scale)
-    scale = CROP_SIZE / side
-    # The crop's centre pixel (size - 1) / 2 lands on (cx, cy); outside the image is black.
-    m = np.array([[scale, 0, (CROP_SIZE - 1) / 2 - scale * cx], [0, scale, (CROP_SIZE - 1) / 2 - scale * cy]])
-    crop = cv2.warpAffine(bgr, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    rgb = crop[:, :, ::-1].astype(np.float32) / 255.0
-    return ((rgb - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32).transpose(2, 0, 1)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return normalise(crop_person(rgb, np.asarray(box, dtype=np.float64), crop_scale=crop_scale)[None])[0].numpy()
 
 
 def build_features(db: Db, out: Path, *, backbone: torch.nn.Module, backbone_digest: str, images: Path | None,
-                   device: torch.device, crop_scale: float = 1.2, chunk_frames: int = 256, batch_size: int = 32,
+                   device: torch.device, crop_scale: float = CROP_SCALE, chunk_frames: int = 256, batch_size: int = 32,
                    dtype: str = "float16", workers: int = 4, overwrite: bool = False, progress: bool = True,
                    on_chunk: Callable[[int], None] | None = None) -> FeatureCache:
     """Compute (or finish) the feature cache of ``db`` in ``out``; returns it opened.
