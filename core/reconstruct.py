@@ -29,7 +29,6 @@ from core.detection import PoseDetector
 from core.errors import BadInput, NoPersonFound, OutputError
 from core.model.geometry import rotmat_to_axis_angle
 from core.model.load import STAF_FILE, StafModels, load_models
-from core.model.sequence import FrameResults
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.progress import Progress, ProgressMode
@@ -134,16 +133,18 @@ def _detect(info: VideoInfo, start: int, end: int | None, opts: ReconstructOptio
     return np.array(indices, np.int64), np.array(times, np.float64), track
 
 
-def _segment_results(models: StafModels, info: VideoInfo, start: int, n_frames: int, track: Track,
-                     opts: ReconstructOptions, progress: Progress) -> Iterator[tuple[int, FrameResults]]:
-    """Pass 2: STAF results, as (first frame offset, results) per batch, segment by segment."""
+def _run_segments(models: StafModels, info: VideoInfo, start: int, track: Track, opts: ReconstructOptions,
+                  progress: Progress, rotmat: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor) -> None:
+    """Pass 2: fill rotmat (N, 24, 3, 3), betas (N, 10), cam (N, 3) for the frames with the person,
+    one segment at a time."""
+    n_frames = rotmat.shape[0]
     frames = iter_frames(info, start=start, end=start + n_frames)
-    dtype = _PRECISIONS[opts.precision]
     runner = models.runner(windows_per_batch=opts.batch_size, keep_vertices=False)
     progress.stage("reconstruct", n_frames)
     done = 0
 
     def chunks(first: int, last: int) -> Iterator[torch.Tensor]:
+        # Runs inside the runner's inference mode and the caller's autocast.
         nonlocal done
         batch: list[np.ndarray] = []
         for frame in frames:
@@ -154,19 +155,18 @@ def _segment_results(models: StafModels, info: VideoInfo, start: int, n_frames: 
                 continue
             batch.append(crop_person(frame.rgb, track.box[k], crop_scale=opts.crop_scale))
             if len(batch) == opts.batch_size or k == last - 1:
-                with torch.inference_mode(), torch.autocast(models.device.type, dtype=dtype or torch.float32,
-                                                            enabled=dtype is not None):
-                    yield models.features(normalise(np.stack(batch)))
+                yield models.features(normalise(np.stack(batch)))
                 batch = []
             if k == last - 1:
                 return
 
-    autocast = (torch.autocast(models.device.type, dtype=dtype) if dtype is not None
-                else contextlib.nullcontext())
-    for first, last in track.segments:
-        with autocast:
+    dtype = _PRECISIONS[opts.precision]
+    autocast = torch.autocast(models.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with autocast:
+        for first, last in track.segments:
             for part in runner.stream(chunks(first, last)):
-                yield first + part.start, part
+                rows = slice(first + part.start, first + part.start + len(part))
+                rotmat[rows], betas[rows], cam[rows] = (t.float().cpu() for t in (part.rotmat, part.betas, part.cam))
     if n_frames > done:
         progress.advance(n_frames - done)
 
@@ -184,9 +184,7 @@ def _assemble(models: StafModels, info: VideoInfo, frame_index: np.ndarray, fram
     smpl = load_smpl_data(smpl_path)
     n = len(frame_index)
     rotmat, betas, cam = torch.zeros(n, 24, 3, 3), torch.zeros(n, 10), torch.zeros(n, 3)
-    for offset, part in _segment_results(models, info, start, n, track, opts, progress):
-        sl = slice(offset, offset + len(part))
-        rotmat[sl], betas[sl], cam[sl] = (t.float().cpu() for t in (part.rotmat, part.betas, part.cam))
+    _run_segments(models, info, start, track, opts, progress, rotmat, betas, cam)
     present = track.present
     focal = opts.focal or default_focal(info.width, info.height)
     person = build_person(

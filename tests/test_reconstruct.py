@@ -195,3 +195,14 @@ def test_real_clips(standin_assets, tmp_path, name, n_frames, fps):
     assert jump.max() < 0.05, jump.max()
     assert np.all(p.box[:, 3] > 100)  # a full-body person, not a fragment
     read_motion(tmp_path / "m.npz")  # complete and valid
+
+
+def test_precision_options(sample, standin_assets, tmp_path):
+    with pytest.raises(BadInput, match="fp16 needs a CUDA device"):
+        reconstruct(sample[0], tmp_path / "h.npz", opts(standin_assets, precision="fp16"))
+    assert not (tmp_path / "h.npz").exists()
+    full = reconstruct(sample[0], tmp_path / "f.npz", opts(standin_assets, end="12"))
+    half = reconstruct(sample[0], tmp_path / "b.npz", opts(standin_assets, end="12", precision="bf16"))
+    # bfloat16 keeps about 3 significant digits: close to fp32, not equal.
+    assert np.abs(half.people[0].pose - full.people[0].pose).max() < 0.05
+    assert np.abs(half.people[0].cam_crop - full.people[0].cam_crop).max() < 0.02
