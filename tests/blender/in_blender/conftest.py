@@ -30,7 +30,7 @@ else:
 @pytest.fixture(scope="session")
 def ref() -> Path:
     """The reference bundle: walk.npz, crowd.npz and the engine's expected results for them."""
-    folder = Path(os.environ.get("STAF_BLENDER_REF", ROOT / "build" / "blender-ref"))
+    folder = Path(os.environ.get("STAF_BLENDER_REF", ROOT / "build" / "blender-ref")).resolve()
     if not (folder / "reference_walk.npz").is_file():
         pytest.fail(f"no reference bundle in {folder}: run '.venv/bin/python tests/blender/make_reference.py "
                     f"{folder}' (make test-blender does)")
