@@ -32,9 +32,10 @@ clean:
 # Blender add-on (staf_blender): one virtualenv per supported Blender line, each with the bpy
 # module (a ~370 MB wheel; numpy<2 as bpy requires). The tests inside Blender compare against a
 # reference bundle the main venv writes (tests/blender/make_reference.py): torch never enters bpy.
+BPY_42 := 4.2.0
 BPY_45 := 4.5.15
 BPY_50 := 5.0.1
-BPY_LINES := 45 50
+BPY_LINES := 45 50# CI's lines; `make test-blender BPY_LINES="42 45 50"` adds 4.2 LTS
 BLENDER_REF := build/blender-ref
 BLENDER_TEST_TIMEOUT := 600
 
