@@ -17,6 +17,7 @@ COMMANDS = (
     "core.commands.reconstruct",
     "core.commands.assets",
     "core.commands.demo",
+    "core.commands.research",
 )
 
 

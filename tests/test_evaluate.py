@@ -27,12 +27,11 @@ from core.smpl import load_joint_regressor
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
-    import core.cli
+def cli() -> Any:
+    """``python -m core`` in this process: argv list -> exit code."""
+    from core.cli import main
 
-    if "core.commands.research" not in core.cli.COMMANDS:
-        monkeypatch.setattr(core.cli, "COMMANDS", (*core.cli.COMMANDS, "core.commands.research"))
-    return core.cli.main
+    return main
 
 
 def _walk(frames: int = 12, seed: int = 0) -> torch.Tensor:

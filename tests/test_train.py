@@ -26,12 +26,11 @@ from core.training.models import init_staf
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
-    import core.cli
+def cli() -> Any:
+    """``python -m core`` in this process: argv list -> exit code."""
+    from core.cli import main
 
-    if "core.commands.research" not in core.cli.COMMANDS:
-        monkeypatch.setattr(core.cli, "COMMANDS", (*core.cli.COMMANDS, "core.commands.research"))
-    return core.cli.main
+    return main
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,17 +123,12 @@ def _eval_loss(model: Staf, data: dict[str, Path], assets: Path) -> float:
 @pytest.fixture(scope="module")
 def run(data: dict[str, Path], standin_assets: Path) -> Path:
     """40 steps of STAF (everything trained) at lr 1e-4, batches of 2, validated after each epoch."""
-    import core.cli
+    from core.cli import main
 
     out = data["folder"] / "run"
     args = _train_args(data, standin_assets, out, "--val", "3dpw", str(data["val"]), str(data["val_features"]),
                        "--epochs", "2", "--iters-per-epoch", "20", "--lr", "1e-4", "--log-every", "1")
-    commands = core.cli.COMMANDS
-    core.cli.COMMANDS = (*commands, "core.commands.research") if "core.commands.research" not in commands else commands
-    try:
-        assert core.cli.main(args) == 0
-    finally:
-        core.cli.COMMANDS = commands
+    assert main(args) == 0
     return out
 
 
