@@ -153,20 +153,28 @@ def reconstruct_request(context: Any) -> ReconstructRequest:
 
 def _finish_reconstruction(op: Any, context: Any, run: Reconstruction) -> set[str]:
     """Import the engine's result (or report why there is none); always cleans up."""
+    job = context.window_manager.staf_job
     try:
         result = run.result()
         if not result.ok:
-            level = 'WARNING' if result.cancelled else 'ERROR'
-            op.report({level}, "Reconstruction cancelled" if result.cancelled else f"Engine: {result.message}")
-            context.window_manager.staf_job.message = "" if result.cancelled else result.message
+            if result.cancelled:
+                op.report({'WARNING'}, "Reconstruction cancelled")
+            else:
+                op.report({'ERROR'}, f"Engine: {result.message}")
+                job.message = result.message
             return {'CANCELLED'}
-        name = Path(run.request.video).stem
-        imported = import_motion_file(context, result.output, import_options(context.scene.staf, name=name))
-        kept = run.keep()
-    except AddonError as err:
-        op.report({'ERROR'}, str(err))
-        context.window_manager.staf_job.message = str(err)
-        return {'CANCELLED'}
+        try:
+            name = Path(run.request.video).stem
+            imported = import_motion_file(context, result.output, import_options(context.scene.staf, name=name))
+        except AddonError as err:
+            op.report({'ERROR'}, str(err))
+            job.message = str(err)
+            return {'CANCELLED'}
+        kept = None
+        try:
+            kept = run.keep()
+        except AddonError as err:  # the character is in the scene; only the copy of the file failed
+            op.report({'WARNING'}, f"motion file not kept: {err}")
     finally:
         run.close()
     _report_import(op, imported, "Reconstructed" + (f" (motion file: {kept})" if kept else ""))

@@ -35,7 +35,7 @@ def engine(addon, ref, fake_package, tmp_path, monkeypatch):
     settings = bpy.context.scene.staf
     settings.clip_path = str(video)
     settings.device = 'cpu'
-    return SimpleNamespace(video=video, log=tmp_path / "args.json", settings=settings)
+    return SimpleNamespace(video=video, log=tmp_path / "args.json", settings=settings, motion=ref / "walk.npz")
 
 
 def test_registration_in_order_and_back(addon):
@@ -68,8 +68,10 @@ def test_import_operator(addon, ref):
 def test_reconstruct_runs_the_engine_and_imports(engine):
     engine.settings.use_range, engine.settings.frame_start, engine.settings.frame_end = True, 3, 40
     engine.settings.batch_size = 4
+    engine.settings.keep_motion = str(engine.video.with_suffix(".npz"))
     assert bpy.ops.staf.reconstruct_video() == {'FINISHED'}
     assert {o.name for o in bpy.data.objects} == {"dance_p0", "dance_p0_body", "dance_camera"}
+    assert engine.video.with_suffix(".npz").read_bytes() == engine.motion.read_bytes()  # kept as asked
     args = json.loads(engine.log.read_text())
     assert args[:2] == ["reconstruct", str(engine.video)]
     for flag in ("--progress json", "--device cpu", "--start 3", "--end 40", "--person 0", "--batch-size 4"):
