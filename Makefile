@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` (main job) and `make test` (CI runs this).
-# Both create or reuse the virtual environment in .venv.
+# Both create or reuse the virtual environments: .venv (the engine) and .venv-bpy* (Blender as a
+# Python module, for the add-on).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,14 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The main job: a sample clip -> motion file (engine) -> rigged, animated character (Blender).
+demo: $(STAMP) .venv-bpy50/.installed
 	$(BIN)/python -m core demo
+	.venv-bpy50/bin/python scripts/batch.py --motion out/sample_motion.npz --fbx out/sample.fbx \
+		--blend out/sample.blend --preset unity --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-blender
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_sequence.py
@@ -39,7 +44,7 @@ BPY_LINES := 45 50# CI's lines; `make test-blender BPY_LINES="42 45 50"` adds 4.
 BLENDER_REF := build/blender-ref
 BLENDER_TEST_TIMEOUT := 600
 
-.PHONY: blender-venvs blender-ref test-blender extension bench-blender demo-blender clean-blender
+.PHONY: blender-venvs blender-ref test-blender extension bench-blender clean-blender
 
 .venv-bpy%/.installed:
 	$(PYTHON) -m venv .venv-bpy$*
@@ -67,11 +72,6 @@ extension: .venv-bpy50/.installed
 bench-blender: blender-venvs $(STAMP)
 	$(BIN)/python scripts/bench_import.py --write-motion build/bench/motion10k.npz --frames 10000
 	@for v in $(BPY_LINES); do .venv-bpy$$v/bin/python scripts/bench_import.py --motion build/bench/motion10k.npz; done
-
-# The main job ending in Blender: the demo's sample clip as a rigged character in out/.
-demo-blender: demo .venv-bpy50/.installed
-	.venv-bpy50/bin/python scripts/batch.py --motion out/sample_motion.npz --fbx out/sample.fbx \
-		--blend out/sample.blend --preset unity --overwrite
 
 clean-blender:
 	rm -rf $(foreach v,$(BPY_LINES),.venv-bpy$(v)) $(BLENDER_REF) build/extension build/bench
