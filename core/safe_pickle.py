@@ -662,15 +662,28 @@ class _JoblibUnpickler(pickle._Unpickler):
         nbytes = count * dtype.itemsize
         if self._size_limit is not None and nbytes > self._size_limit:
             raise ValueError(f"an array of shape {shape} claims more bytes than the file holds")
-        parts = []
-        remaining = nbytes
-        while remaining:
-            part = self.read(min(remaining, _READ_CHUNK))
-            if not part:
-                raise EOFError("file ends inside an array")
-            parts.append(part)
-            remaining -= len(part)
-        flat = np.frombuffer(b"".join(parts), dtype=dtype, count=count) if count else np.empty(0, dtype)
+        if self._size_limit is not None:
+            # Size checked against the file: fill the array in place (peak memory: the array + one chunk).
+            flat = np.empty(count, dtype=dtype)
+            target = flat.view(np.uint8)
+            done = 0
+            while done < nbytes:
+                part = self.read(min(nbytes - done, _READ_CHUNK))
+                if not part:
+                    raise EOFError("file ends inside an array")
+                target[done:done + len(part)] = np.frombuffer(part, dtype=np.uint8)
+                done += len(part)
+        else:
+            # A compressed stream's length is unknown: hold only what it really contains.
+            parts = []
+            remaining = nbytes
+            while remaining:
+                part = self.read(min(remaining, _READ_CHUNK))
+                if not part:
+                    raise EOFError("file ends inside an array")
+                parts.append(part)
+                remaining -= len(part)
+            flat = np.frombuffer(b"".join(parts), dtype=dtype, count=count) if count else np.empty(0, dtype)
         array = flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
         if not array.flags.writeable:
             array = array.copy(order="K")
