@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -46,6 +47,9 @@ from core.training.checkpoints import (
 )
 from core.training.data import Batch, BatchLoader, SourceSpec, TrainSource, open_source
 from core.training.losses import LossTerms, LossWeights, staf_losses
+
+if TYPE_CHECKING:
+    from core.evaluation.protocol import TableRow
 
 __all__ = ["EPOCH_LOG", "STEP_LOG", "TrainConfig", "TrainSummary", "TrainingInterrupted", "train"]
 
@@ -228,7 +232,7 @@ def _validate(model: torch.nn.Module, config: TrainConfig, val: TrainSource, bod
 
 @torch.inference_mode()
 def _validate_single_frame(model: torch.nn.Module, val: TrainSource, body: torch.nn.Module, regressor: torch.Tensor,
-                           device: torch.device) -> Any:
+                           device: torch.device) -> TableRow:
     from core.datasets.joints import joints14_from_vertices, to_common14
     from core.evaluation.metrics import pve
     from core.evaluation.protocol import sequence_errors, summarise
@@ -402,8 +406,6 @@ def train(config: TrainConfig) -> TrainSummary:
                 progress.sums = dict.fromkeys(_TERMS, 0.0)
                 save()
                 if improved:
-                    import shutil
-
                     with atomic_path(out / BEST) as tmp:
                         shutil.copyfile(ckpt_path, tmp)
                 print(_epoch_line(row), file=sys.stderr)
