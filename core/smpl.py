@@ -263,14 +263,15 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"rotmats must be ({batch}, {NUM_JOINTS}, 3, 3), got {tuple(rotmats.shape)}")
         if transl is not None and tuple(transl.shape) != (batch, 3):
             raise ValueError(f"transl must be ({batch}, 3), got {tuple(transl.shape)}")
-        # The body is always evaluated in float32, also under mixed-precision autocast: half
-        # precision would move vertices by millimetres.
+        # The body is evaluated in the model's own precision, also under mixed-precision autocast:
+        # half precision would move vertices by millimetres.
+        dtype = self.layer.v_template.dtype
         with torch.autocast(device_type=betas.device.type, enabled=False):
             out = self.layer(
-                betas=betas.float(),
-                global_orient=rotmats[:, :1].float(),
-                body_pose=rotmats[:, 1:].float(),
-                transl=None if transl is None else transl.float(),
+                betas=betas.to(dtype),
+                global_orient=rotmats[:, :1].to(dtype),
+                body_pose=rotmats[:, 1:].to(dtype),
+                transl=None if transl is None else transl.to(dtype),
             )
         return BodyOutput(vertices=out.vertices, joints=out.joints[:, :NUM_JOINTS])
 
