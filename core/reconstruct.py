@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ class ReconstructOptions:
     start: str | None = None
     end: str | None = None
     person: int = 0
-    batch_size: int = 16
+    batch_size: int | None = None  # None: 16 on CPU, 128 on CUDA
     precision: str = "fp32"
     detect_every: int = 2
     detect_max_side: int = 640
@@ -212,7 +212,7 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
     """
     opts = options or ReconstructOptions()
     video, output = Path(video), Path(output)
-    if opts.batch_size < 1 or opts.detect_every < 1:
+    if (opts.batch_size is not None and opts.batch_size < 1) or opts.detect_every < 1:
         raise BadInput("--batch-size and --detect-every must be at least 1")
     if opts.person != 0:
         raise BadInput(f"--person {opts.person}: this version tracks one person (0, the most prominent)")
@@ -229,6 +229,8 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         assets = resolve_assets_dir(opts.assets)
         models = load_models(assets, device=opts.device)
         _resolve_precision(opts, models.device)
+        if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
+            opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)
         smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
         progress = Progress(opts.progress)
         try:

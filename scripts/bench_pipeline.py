@@ -96,6 +96,7 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     parser.add_argument("--assets", type=Path, help="asset folder (default: stand-ins in a temporary folder)")
     parser.add_argument("--memory-frames", default="1000,10000")
+    parser.add_argument("--batch", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     args = parser.parse_args()
@@ -109,7 +110,9 @@ def main() -> int:
         else:
             assets, kind = args.assets, "real"
         models = load_models(assets, device=args.device)
-        opts = ReconstructOptions(assets=str(assets), device=args.device, precision=args.precision, progress="none")
+        batch = args.batch or (128 if models.device.type == "cuda" else 16)
+        opts = ReconstructOptions(assets=str(assets), device=args.device, precision=args.precision, progress="none",
+                                  batch_size=batch)
         clips = sorted(VIDEOS.glob("*.mp4")) if VIDEOS.is_dir() else []
         generated = tmp / "generated_640x480.mp4"
         write_sample_clip(generated, seconds=10)
