@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from core.errors import AssetInvalid, AssetMissing, BadInput
+from core.skeleton import SMPL_JOINT_NAMES
 
 __all__ = [
     "NUM_FACES",
@@ -45,32 +46,6 @@ NUM_POSE_BASIS = (NUM_JOINTS - 1) * 9  # 207
 NUM_SAMPLED_VERTICES = 431  # GraphCMR's second downsampling level (6890 -> 1723 -> 431)
 NUM_MID_VERTICES = 1723
 
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-)
 
 _GENDERS = ("neutral", "male", "female")
 _REPLACE = "replace it with the original download"

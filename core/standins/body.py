@@ -38,6 +38,8 @@ import scipy.sparse as sp
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import nnls
 
+from core.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
+
 __all__ = [
     "EXTRA_JOINT_NAMES",
     "H36M_JOINT_NAMES",
@@ -59,35 +61,10 @@ NUM_JOINTS = 24
 NUM_BETAS = 10
 NUM_POSE_BASIS = (NUM_JOINTS - 1) * 9  # 207
 
-JOINT_NAMES: tuple[str, ...] = (
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-)
+JOINT_NAMES = SMPL_JOINT_NAMES
 
 #: Parent of each joint in ``JOINT_NAMES`` (SMPL's kinematic tree), -1 for the root.
-PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+PARENTS = SMPL_PARENTS
 
 #: The 9 points of ``j_regressor_extra``, in the order SPIN appends them after SMPL's joints.
 EXTRA_JOINT_NAMES: tuple[str, ...] = (
