@@ -31,12 +31,13 @@ from core.video import iter_frames, probe_video
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
+# VmHWM, not ru_maxrss: after fork + exec, Linux's ru_maxrss still counts the forking parent's size.
 _MEMORY_CHILD = """
-import resource, sys
+import sys
 from core.reconstruct import ReconstructOptions, reconstruct
 reconstruct(sys.argv[1], sys.argv[2], ReconstructOptions(assets=sys.argv[3], device=sys.argv[4],
             precision=sys.argv[5], progress="none", overwrite=True))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -87,7 +88,7 @@ def peak_memory(frames: int, args, assets: Path, tmp: Path) -> float:
     write_sample_clip(clip, seconds=frames / 30, width=320, height=240)
     out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(clip), str(tmp / "m.npz"), str(assets),
                           args.device, args.precision], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(out.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in KiB
 
 
 def main() -> int:
@@ -98,6 +99,7 @@ def main() -> int:
     parser.add_argument("--memory-frames", default="1000,10000")
     parser.add_argument("--batch", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-table", action="store_true", help="only the peak-memory runs")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     args = parser.parse_args()
 
@@ -110,6 +112,7 @@ def main() -> int:
         else:
             assets, kind = args.assets, "real"
         models = load_models(assets, device=args.device)
+        results: dict = {}
         batch = args.batch or (128 if models.device.type == "cuda" else 16)
         opts = ReconstructOptions(assets=str(assets), device=args.device, precision=args.precision, progress="none",
                                   batch_size=batch)
@@ -117,12 +120,13 @@ def main() -> int:
         generated = tmp / "generated_640x480.mp4"
         write_sample_clip(generated, seconds=10)
         clips.append(generated)
+        if args.skip_table:
+            clips = []
 
         print(f"device {models.device}, precision {args.precision}, {torch.get_num_threads()} threads, "
               f"{kind} weights; frames per second of each stage alone, then the whole pipeline")
         cols = ["frames", "decode", "detect", "crop", "backbone", "staf", "end-to-end"]
         print(f"{'clip':<24}" + "".join(f"{c:>11}" for c in cols) + f"{'e2e/backbone':>14}")
-        results = {}
         for clip in clips:
             r = stage_rates(clip, models, opts)
             results[clip.name] = r
