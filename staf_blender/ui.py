@@ -9,14 +9,19 @@ import bpy
 __all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_reconstruct", "menu_export", "menu_import"]
 
 
-class STAF_PT_reconstruct(bpy.types.Panel):
+class _SidebarPanel:
+    """Where every STAF panel lives: the 3D viewport's sidebar, tab "STAF"."""
+
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "STAF"
+
+
+class STAF_PT_reconstruct(_SidebarPanel, bpy.types.Panel):
     """Clip, range, person, device and the Reconstruct button (progress and Cancel while it runs)."""
 
     bl_idname = "STAF_PT_reconstruct"
     bl_label = "Reconstruct from Video"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "STAF"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -53,14 +58,11 @@ class STAF_PT_reconstruct(bpy.types.Panel):
                 box.label(text=chunk, icon='ERROR' if i == 0 else 'BLANK1')
 
 
-class STAF_PT_character(bpy.types.Panel):
+class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
     """How the character is built, and importing an existing motion file."""
 
     bl_idname = "STAF_PT_character"
     bl_label = "Character"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "STAF"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -76,14 +78,11 @@ class STAF_PT_character(bpy.types.Panel):
         op.camera, op.match_scene = settings.camera, settings.match_scene
 
 
-class STAF_PT_export(bpy.types.Panel):
+class STAF_PT_export(_SidebarPanel, bpy.types.Panel):
     """FBX export of the selected character."""
 
     bl_idname = "STAF_PT_export"
     bl_label = "Export"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "STAF"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
