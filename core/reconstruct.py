@@ -9,7 +9,6 @@ whole-clip STAF, one contiguous run of frames with the person at a time.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -28,7 +27,7 @@ from core.crops import crop_person, normalise
 from core.detection import PoseDetector
 from core.errors import BadInput, NoPersonFound, OutputError
 from core.model.geometry import rotmat_to_axis_angle
-from core.model.load import STAF_FILE, StafModels, load_models
+from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, autocast_for, load_models
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.progress import Progress, ProgressMode
@@ -38,9 +37,6 @@ from core.tracking import Track, build_track
 from core.video import VideoInfo, iter_frames, probe_video
 
 __all__ = ["ReconstructOptions", "parse_time", "reconstruct"]
-
-_PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 @dataclass(frozen=True)
 class ReconstructOptions:
@@ -160,9 +156,7 @@ def _run_segments(models: StafModels, info: VideoInfo, start: int, track: Track,
             if k == last - 1:
                 return
 
-    dtype = _PRECISIONS[opts.precision]
-    autocast = torch.autocast(models.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    with autocast:
+    with autocast_for(models.device, opts.precision):
         for first, last in track.segments:
             for part in runner.stream(chunks(first, last)):
                 rows = slice(first + part.start, first + part.start + len(part))
@@ -172,7 +166,7 @@ def _run_segments(models: StafModels, info: VideoInfo, start: int, track: Track,
 
 
 def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
-    if opts.precision not in _PRECISIONS:
+    if opts.precision not in PRECISION_DTYPES:
         raise BadInput(f"--precision '{opts.precision}': use fp32, fp16 or bf16")
     if opts.precision == "fp16" and device.type != "cuda":
         raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")

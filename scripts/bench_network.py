@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from core.model.load import load_models
+from core.model.load import autocast_for, load_models
 
 
 def main() -> int:
@@ -39,11 +39,9 @@ def main() -> int:
     print(f"{'precision':<10}{'backbone f/s':>14}{'STAF f/s':>12}{'max |pose - fp32|':>20}")
     reference = None
     for precision in args.precisions.split(","):
-        dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        if dtype is torch.float16 and dev.type != "cuda":
+        if precision == "fp16" and dev.type != "cuda":
             continue
-        ctx = (lambda d=dtype: torch.autocast(dev.type, dtype=d)) if dtype else torch.autocast
-        with torch.inference_mode(), (ctx() if dtype else torch.autocast(dev.type, enabled=False)):
+        with torch.inference_mode(), autocast_for(dev, precision):
             models.features(crops[: args.batch])  # warm-up
             sync()
             t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import torch
 
 from core.crops import crop_person, normalise
 from core.detection import PoseDetector
-from core.model.load import load_models
+from core.model.load import autocast_for, load_models
 from core.reconstruct import ReconstructOptions, reconstruct
 from core.sample_clip import write_sample_clip
 from core.video import iter_frames, probe_video
@@ -62,18 +62,15 @@ def stage_rates(clip: Path, models, opts: ReconstructOptions) -> dict[str, float
     box = next((d.box * scale for d in dets if d is not None), np.array([info.width / 2, info.height / 2,
                                                                            info.width / 3, info.height / 2]))
     crops, t_crop = timed(lambda: normalise(np.stack([crop_person(f, box) for f in frames])))
-    dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[opts.precision]
-
     def backbone():
-        with torch.inference_mode(), torch.autocast(models.device.type, dtype=dtype or torch.float32,
-                                                    enabled=dtype is not None):
+        with torch.inference_mode(), autocast_for(models.device, opts.precision):
             return torch.cat([models.features(b) for b in crops.split(opts.batch_size)])
 
     backbone()  # warm-up
     feats, t_backbone = timed(backbone)
 
     def staf():
-        with torch.autocast(models.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast_for(models.device, opts.precision):
             return models.runner(windows_per_batch=opts.batch_size, keep_vertices=False).run(feats)
 
     _, t_staf = timed(staf)

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.camera import CROP_SCALE
 from core.datasets.db import Db, dataset_spec
 from core.datasets.joblib_format import write_joblib
 from core.features_cache import FEATURE_SHAPE, CacheManifest, FeatureCacheWriter
 from core.model.geometry import project_to_crop
 
 __all__ = ["make_synthetic_db", "write_random_features"]
-
-_CROP_SCALE = 1.2
-
 
 def _motion(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Smooth poses (frames, 72) and one shape (10,): sinusoids of small amplitude per joint."""
@@ -70,7 +68,7 @@ def make_synthetic_db(path: Path, assets: Path, *, dataset: str = "3dpw", sequen
         columns["vid_name"].append(np.array([name] * length))
         columns["frame_id"].append(np.arange(length, dtype=np.int64))
         columns["img_name"].append(np.array([f"imageFiles/{name}/image_{i:05d}.jpg" for i in range(length)]))
-        box_side = side / _CROP_SCALE
+        box_side = side / CROP_SCALE
         columns["bbox"].append(np.column_stack([centre, box_side, box_side]).astype(np.float32))
         columns["joints2D"].append(np.concatenate([pixels, np.ones((length, 49, 1))], -1).astype(np.float32))
         j3d = j49.numpy()
@@ -101,7 +99,7 @@ def write_random_features(folder: Path, db: Db, *, seed: int = 0, chunk_frames: 
                           dtype: str = "float32") -> Path:
     """A complete feature cache for ``db`` holding seeded random non-negative maps (like ReLU output)."""
     rng = np.random.default_rng(seed)
-    manifest = CacheManifest(db.fingerprint(), len(db), chunk_frames, dtype, _CROP_SCALE, "synthetic-random",
+    manifest = CacheManifest(db.fingerprint(), len(db), chunk_frames, dtype, CROP_SCALE, "synthetic-random",
                              str(db.path), db.spec.name)
     writer = FeatureCacheWriter.create(Path(folder), manifest, overwrite=True)
     for index in range(manifest.n_chunks):

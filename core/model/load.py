@@ -13,10 +13,20 @@ from core.model.checkpoint import load_backbone_weights, load_staf_weights
 from core.model.sequence import SequenceRunner
 from core.model.staf import Staf
 
-__all__ = ["BACKBONE_FILE", "STAF_FILE", "StafModels", "load_models", "resolve_device"]
+__all__ = ["BACKBONE_FILE", "PRECISION_DTYPES", "STAF_FILE", "StafModels", "autocast_for", "load_models",
+           "resolve_device"]
 
 STAF_FILE = "3dpw_model_best.pth.tar"
 BACKBONE_FILE = "base_model.pt"
+
+#: ``--precision`` names -> autocast dtype (None: plain float32).
+PRECISION_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def autocast_for(device: torch.device, precision: str) -> torch.autocast:
+    """The autocast context for a ``--precision`` name on ``device`` (disabled for fp32)."""
+    dtype = PRECISION_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.camera import CROP_SCALE
 from core.datasets.joints import SpinJoints
 from core.datasets.sampling import MixedSampler, Pick, sequence_windows
 from core.errors import EXIT_CANCELLED, BadInput, StafError
@@ -91,7 +92,7 @@ class TrainConfig:
     device: str = "auto"
     mix_tcfm_across_batch: bool = False
     trainable: Literal["all", "regressors"] = "all"
-    crop_scale: float = 1.2
+    crop_scale: float = CROP_SCALE
     workers: int = 4
     log_every: int = 10
     max_steps: int | None = None
