@@ -25,7 +25,7 @@ import torch
 
 from core.model.staf import SEQ_LEN, TARGET, Body, Staf, StafOutput
 
-__all__ = ["FrameResults", "SequenceRunner", "run_per_window", "window_indices"]
+__all__ = ["FrameResults", "SegmentStream", "SequenceRunner", "run_per_window", "window_indices"]
 
 HALF = SEQ_LEN // 2
 
@@ -134,22 +134,15 @@ class SequenceRunner:
     def stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[FrameResults]:
         """Consumes feature chunks (n_i, 2048, 7, 7) in clip order; yields results in frame order
         as soon as each batch of windows has all its frames."""
-        cache = _FrameCache()
-        next_target = 0
+        segment = self.segment()
         for chunk in chunks:
-            for part in chunk.split(self.frames_per_batch):
-                self._add_frames(cache, part)
-            # Windows whose last frame has arrived need no clamping at the end.
-            while cache.hi - HALF - next_target >= self.windows_per_batch:
-                yield self._windows(cache, next_target, self.windows_per_batch, None)
-                next_target += self.windows_per_batch
-                cache.drop_before(next_target - HALF)
-        n_frames = cache.hi
-        while next_target < n_frames:
-            count = min(self.windows_per_batch, n_frames - next_target)
-            yield self._windows(cache, next_target, count, n_frames)
-            next_target += count
-            cache.drop_before(next_target - HALF)
+            yield from segment.feed(chunk)
+        yield from segment.finish()
+
+    def segment(self) -> SegmentStream:
+        """A push-style stream over one contiguous run of frames (call under inference mode):
+        several people's runs can then be fed side by side from one decoding pass."""
+        return SegmentStream(self)
 
     def _add_frames(self, cache: _FrameCache, features: torch.Tensor) -> None:
         net = self.net
@@ -173,6 +166,39 @@ class SequenceRunner:
         mesh1 = extractor.on_mesh_premultiplied(pre28.flatten(0, 1), verts0, est0.cam).reshape(count, SEQ_LEN, -1)
         out = net.stages12(self.body, mesh1, est0.select(slice(TARGET, None, SEQ_LEN)), net.decode(2, map28_t))
         return FrameResults.from_output(first, out, self.keep_vertices)
+
+
+class SegmentStream:
+    """Frames of one contiguous run go in (:meth:`feed`), results come out in frame order as soon as
+    a batch of windows has all its frames; :meth:`finish` returns the rest once the run has ended."""
+
+    def __init__(self, runner: SequenceRunner) -> None:
+        self._runner = runner
+        self._cache = _FrameCache()
+        self._next = 0
+
+    def feed(self, chunk: torch.Tensor) -> list[FrameResults]:
+        """Add the next frames' features (n, 2048, 7, 7); returns the results that became complete."""
+        runner, cache, out = self._runner, self._cache, []
+        for part in chunk.split(runner.frames_per_batch):
+            runner._add_frames(cache, part)
+        # Windows whose last frame has arrived need no clamping at the end.
+        while cache.hi - HALF - self._next >= runner.windows_per_batch:
+            out.append(runner._windows(cache, self._next, runner.windows_per_batch, None))
+            self._next += runner.windows_per_batch
+            cache.drop_before(self._next - HALF)
+        return out
+
+    def finish(self) -> list[FrameResults]:
+        """The results of the frames still waiting (the run's last windows, clamped at its end)."""
+        runner, cache, out = self._runner, self._cache, []
+        n_frames = cache.hi
+        while self._next < n_frames:
+            count = min(runner.windows_per_batch, n_frames - self._next)
+            out.append(runner._windows(cache, self._next, count, n_frames))
+            self._next += count
+            cache.drop_before(self._next - HALF)
+        return out
 
 
 @torch.inference_mode()
