@@ -33,7 +33,7 @@ from core.motion_format import Motion
 from core.progress import Progress, ProgressMode
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
-from core.tracking import Track, build_track
+from core.people.smoothing import Track, build_track
 from core.video import VideoInfo, iter_frames, probe_video
 
 __all__ = ["ReconstructOptions", "parse_time", "reconstruct"]
