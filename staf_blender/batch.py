@@ -26,7 +26,8 @@ from pathlib import Path
 from .engine import DEVICE_CHOICES, PRECISION_CHOICES, EngineOptions, resolve_interpreter
 from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, AddonError
 from .fbx_presets import PRESET_NAMES
-from .files import check_writable, publish, temp_beside
+from .files import check_all_writable, check_writable, existing_split_files, publish, split_targets, temp_beside
+from .people import parse_people
 from .plan import ROOT_MOTION_MODES, ImportOptions
 from .progress import Progress
 
@@ -60,9 +61,12 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     p.add_argument("--blend", type=Path, help=".blend to write (a folder when the input is a folder)")
     p.add_argument("--preset", choices=PRESET_NAMES, default="unity", help="FBX preset (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--split", action="store_true", help="one FBX per person, OUT_p<ID>.fbx beside --fbx OUT.fbx "
+                   "(default: every character in one FBX)")
     g = p.add_argument_group("character")
     g.add_argument("--root", choices=ROOT_MOTION_MODES, default="camera", help="root motion (default: %(default)s)")
-    g.add_argument("--people", default="all", help="person ids to import, e.g. '0,2' (default: all)")
+    g.add_argument("--people", default="all", type=_people_arg,
+                   help="person ids to import from the motion file, e.g. '0,2' (default: all)")
     g.add_argument("--shape-keys", action="store_true", help="one shape key per body-shape coefficient")
     g.add_argument("--no-camera", action="store_true", help="do not add the clip's camera to the .blend")
     g.add_argument("--name", default="", help="base name of the new objects (default: the clip's name)")
@@ -73,7 +77,11 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
     g.add_argument("--start", type=int, help="first frame")
     g.add_argument("--end", type=int, help="frame after the last one")
-    g.add_argument("--person", type=int, help="which track the engine reconstructs (default: 0, the main person)")
+    g.add_argument("--person", default=None, type=_people_arg,
+                   help="which tracks the engine reconstructs: 'all' or ids such as '0,2' (ids by prominence, "
+                   "0 = the most on screen; default: all)")
+    g.add_argument("--max-people", type=_max_people_arg, help="keep at most the N most prominent tracks "
+                   "(default: no limit)")
     g.add_argument("--batch-size", type=int, help="frames per batch")
     g.add_argument("--precision", default="", choices=("", *PRECISION_CHOICES), help="fp32, fp16 or bf16 (CUDA)")
     g.add_argument("--keep-motion", type=Path, help="also keep the motion file here (a folder for a folder input)")
@@ -102,16 +110,22 @@ class BatchPlan:
     overwrite: bool
     python: str = ""
     folder_outputs: tuple[Path, ...] = field(default_factory=tuple)
+    split: bool = False
 
 
-def _parse_people(text: str) -> tuple[int, ...] | None:
-    text = text.strip()
-    if not text or text == "all":
-        return None
+def _people_arg(text: str) -> tuple[int, ...] | None:
+    """argparse type: 'all' -> None, '0,2' -> (0, 2); anything else is a one-line usage error."""
     try:
-        return tuple(int(x) for x in text.replace(",", " ").split())
-    except ValueError:
-        raise AddonError(f"--people must be 'all' or ids such as '0,2', not '{text}'") from None
+        return parse_people(text)
+    except AddonError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _max_people_arg(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"max people must be a whole number of at least 1, not '{text}'")
+    return int(text)
 
 
 def _check_folder(folder: Path) -> None:
@@ -131,10 +145,13 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     is_video = args.motion is None
     source = Path(args.input if is_video else args.motion).expanduser().absolute()
     camera = not args.no_camera and args.root == "camera"  # the overlay camera needs root motion "camera"
-    options = ImportOptions(root_motion=args.root, people=_parse_people(args.people), shape_keys=args.shape_keys,
+    options = ImportOptions(root_motion=args.root, people=args.people, shape_keys=args.shape_keys,
                             camera=camera, match_scene=True, name=args.name)
-    engine = EngineOptions(assets=args.assets, device=args.device, start=args.start, end=args.end, person=args.person,
-                           batch_size=args.batch_size, precision=args.precision)
+    engine = EngineOptions(assets=args.assets, device=args.device, start=args.start, end=args.end,
+                           people=args.person, max_people=args.max_people, batch_size=args.batch_size,
+                           precision=args.precision)
+    if args.split and args.fbx is None:
+        raise AddonError("--split needs --fbx", EXIT_USAGE)
     outputs = {"fbx": args.fbx, "blend": args.blend, "keep_motion": args.keep_motion}
     outputs = {k: None if v is None else Path(v).expanduser().absolute() for k, v in outputs.items()}
     suffixes = {"fbx": ".fbx", "blend": ".blend", "keep_motion": ".npz"}
@@ -153,9 +170,9 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
         jobs = []
         for clip in clips:
             targets = {k: None if v is None else v / f"{clip.stem}{suffixes[k]}" for k, v in outputs.items()}
-            for target in targets.values():
-                if target is not None and target.exists() and not args.overwrite:
-                    raise AddonError(f"{target} exists: pass --overwrite to replace it")
+            for key, target in targets.items():
+                if target is not None and not args.overwrite:
+                    _check_absent(target, split=args.split and key == "fbx", people=_people_written(args, is_video))
             jobs.append(BatchJob(clip, is_video, targets["fbx"], targets["blend"], targets["keep_motion"]))
         folders = tuple(p for p in outputs.values() if p is not None)
     else:
@@ -163,10 +180,35 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
             raise AddonError(f"{source}: no such file or folder")
         for key, target in outputs.items():
             if target is not None:
-                check_writable(target, suffix=suffixes[key], overwrite=args.overwrite)
+                split = args.split and key == "fbx"
+                check_writable(target, suffix=suffixes[key], overwrite=args.overwrite or split)
+                if split and not args.overwrite:
+                    _check_absent(target, split=True, people=_people_written(args, is_video))
         jobs = [BatchJob(source, is_video, outputs["fbx"], outputs["blend"], outputs["keep_motion"])]
         folders = ()
-    return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders)
+    return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders, args.split)
+
+
+def _people_written(args: argparse.Namespace, is_video: bool) -> tuple[int, ...] | None:
+    """The person ids a clip's characters will have, where the arguments say (None: not known yet)."""
+    if args.people is not None:
+        return args.people
+    return args.person if is_video else None
+
+
+def _check_absent(target: Path, *, split: bool, people: tuple[int, ...] | None) -> None:
+    """Refuse (before any work) an output that exists; with ``split``, the per-person files
+    ``OUT_p<ID>.fbx``: those of ``people``, or any such file when the ids are not known yet."""
+    if not split:
+        found = [target] if target.exists() else []
+    elif people is not None:
+        found = [p for p in split_targets(target, people).values() if p.exists()]
+    else:
+        found = existing_split_files(target)
+    if found:
+        names = ", ".join(str(p) for p in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise AddonError(f"{names} {'exists' if len(found) == 1 else 'exist'}: pass --overwrite to replace "
+                         f"{'it' if len(found) == 1 else 'them'}")
 
 
 def interpreter_candidates() -> list[str]:
@@ -221,8 +263,8 @@ def _reconstruct(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str
 def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], None]) -> str:
     import bpy
 
-    from .fbx_export import export_fbx
-    from .rig import import_motion_file
+    from .fbx_export import write_fbx_file
+    from .rig import RIG_PROPERTY, import_motion_file
 
     run = _reconstruct(job, plan, python, out) if job.is_video else None
     staged: list[tuple[Path, Path]] = []  # (temporary file, target)
@@ -237,9 +279,16 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
         if job.fbx is not None:
-            tmp = temp_beside(job.fbx)
-            staged.append((tmp, job.fbx))
-            export_fbx(bpy.context, list(result.armatures), tmp, plan.preset, overwrite=True)
+            rigs = list(result.armatures)
+            if plan.split:
+                targets = split_targets(job.fbx, [int(rig[RIG_PROPERTY]) for rig in rigs])
+                check_all_writable(targets.values(), suffix=".fbx", overwrite=plan.overwrite)
+                groups = [([rig], targets[int(rig[RIG_PROPERTY])]) for rig in rigs]
+            else:
+                groups = [(rigs, job.fbx)]
+            for group, target in groups:
+                staged.append((temp_beside(target), target))
+                write_fbx_file(bpy.context, group, staged[-1][0], plan.preset)
         if job.blend is not None:
             tmp = temp_beside(job.blend, create=False)
             staged.append((tmp, job.blend))
@@ -250,8 +299,8 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
             kept = run.keep()
         for tmp, target in staged:
             publish(tmp, target)
+        written = [str(target) for _, target in staged] + ([str(kept)] if kept is not None else [])
         staged.clear()
-        written = [str(p) for p in (job.fbx, job.blend, kept) if p is not None]
         people = len(result.armatures)
         return f"{people} character{'s' if people != 1 else ''} -> {', '.join(written)}"
     except RuntimeError as err:  # a Blender operator that failed (saving the .blend)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_MISSING, AddonError
+from .people import PEOPLE_HELP, people_spec
 from .progress import Progress, engine_failure_message, parse_progress_line
 
 __all__ = [
@@ -59,15 +60,18 @@ class EngineOptions:
     """Options passed to ``python -m core reconstruct``; empty/None values leave the engine's default.
 
     assets: asset folder; device: auto, cpu, cuda or cuda:N; start/end: frame range (clip frames,
-    end exclusive); person: track id (0: the main person); batch_size: frames per batch;
-    precision: fp32, fp16 or bf16 (CUDA).
+    end exclusive); people: track ids to reconstruct (None: all; ids are ordered by prominence,
+    0 = the most on screen), passed as ``--person all|0,2``; max_people: keep at most this many
+    of the most prominent tracks (None: no limit, the flag is left out); batch_size: frames per
+    batch; precision: fp32, fp16 or bf16 (CUDA).
     """
 
     assets: str = ""
     device: str = "auto"
     start: int | None = None
     end: int | None = None
-    person: int | None = None
+    people: tuple[int, ...] | None = None
+    max_people: int | None = None
     batch_size: int | None = None
     precision: str = ""
 
@@ -79,8 +83,10 @@ class EngineOptions:
             raise AddonError(f"unknown precision '{self.precision}': use one of {', '.join(PRECISION_CHOICES)}")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise AddonError(f"empty frame range: end {self.end} is not after start {self.start}")
-        if self.person is not None and self.person < 0:
-            raise AddonError(f"person must be a track id (0 or more), got {self.person}")
+        if self.people is not None and (not self.people or any(int(p) < 0 for p in self.people)):
+            raise AddonError(f"{PEOPLE_HELP}, not '{people_spec(self.people)}'")
+        if self.max_people is not None and self.max_people < 1:
+            raise AddonError(f"max people must be at least 1 (or no limit), got {self.max_people}")
         if self.batch_size is not None and self.batch_size < 1:
             raise AddonError(f"batch size must be at least 1, got {self.batch_size}")
 
@@ -95,8 +101,9 @@ def reconstruct_command(python: str, video: str | Path, output: str | Path, opti
         cmd += ["--start", str(options.start)]
     if options.end is not None:
         cmd += ["--end", str(options.end)]
-    if options.person is not None:
-        cmd += ["--person", str(options.person)]
+    cmd += ["--person", people_spec(options.people)]
+    if options.max_people is not None:
+        cmd += ["--max-people", str(options.max_people)]
     if options.batch_size is not None:
         cmd += ["--batch-size", str(options.batch_size)]
     if options.precision:

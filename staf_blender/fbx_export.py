@@ -5,6 +5,10 @@ them), so the user's scene, selection and current frame are never touched. The U
 exports a scaled copy (centimetres in the data) with a real ``root`` bone at the origin; the
 copies and the scratch scene are removed afterwards. The file is written beside the target under a
 temporary name and renamed over it at the end: a failed export leaves nothing on disk.
+
+Several characters go into one file (one take spanning all of their frames: a character who
+appears later holds their first pose until then), or with ``split`` into one file per person,
+``OUT_p<ID>.fbx``, each spanning that person's own frames; all targets are checked first.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ from mathutils import Matrix
 from .compat import action_fcurves, copy_action_to
 from .errors import AddonError
 from .fbx_presets import FbxPreset, get_preset
-from .files import check_writable, publish, temp_beside
-from .rig import is_staf_rig, remove_datablocks
+from .files import check_all_writable, check_writable, publish, split_targets, temp_beside
+from .rig import RIG_PROPERTY, is_staf_rig, remove_datablocks
 
-__all__ = ["export_fbx", "find_rigs", "rig_meshes"]
+__all__ = ["export_characters", "export_fbx", "find_rigs", "rig_meshes", "write_fbx_file"]
 
 
 def find_rigs(context: Any) -> list[Any]:
     """The STAF armatures to export: those selected (or the armature of a selected body), else the
-    active one, else the scene's only one; raises AddonError if there is none to choose."""
+    active one, else every one in the scene; raises AddonError if there is none."""
     def rig_of(obj: Any) -> Any:
         if is_staf_rig(obj):
             return obj
@@ -41,12 +45,9 @@ def find_rigs(context: Any) -> list[Any]:
     if not rigs and rig_of(getattr(context, "active_object", None)) is not None:
         rigs = [rig_of(context.active_object)]
     if not rigs:
-        in_scene = [o for o in context.scene.objects if is_staf_rig(o)]
-        if len(in_scene) == 1:
-            rigs = in_scene
-        else:
-            what = "no character made by STAF is in this scene" if not in_scene else "several characters are here"
-            raise AddonError(f"{what}: select the armature or body of the character to export")
+        rigs = [o for o in context.scene.objects if is_staf_rig(o)]
+    if not rigs:
+        raise AddonError("no character made by STAF is in this scene: import or reconstruct one first")
     return rigs
 
 
@@ -127,21 +128,64 @@ def _add_root_bone(arm: Any, scratch: Any, name: str, length: float) -> None:
 
 
 def export_fbx(context: Any, rigs: list[Any], path: str | Path, preset_name: str, *, overwrite: bool = True) -> Path:
-    """Write ``rigs`` (STAF armatures, with their meshes) to ``path`` with a preset; returns the path."""
-    try:
-        preset = get_preset(preset_name)
-    except ValueError as err:
-        raise AddonError(str(err)) from None
+    """Write ``rigs`` (STAF armatures, with their meshes) into one FBX at ``path``; returns the path."""
+    return export_characters(context, rigs, path, preset_name, overwrite=overwrite)[0]
+
+
+def export_characters(context: Any, rigs: list[Any], path: str | Path, preset_name: str, *, split: bool = False,
+                      overwrite: bool = True) -> list[Path]:
+    """Write ``rigs`` into one FBX at ``path``, or with ``split`` one file per person beside it
+    (``OUT_p<ID>.fbx``); returns the files written.
+
+    Every target is checked before any is written, each file is written under a temporary name,
+    and the files are renamed into place only once all of them were written: a failure leaves
+    every target as it was."""
+    preset = _preset(preset_name)
     if str(path).startswith("//"):
         path = bpy.path.abspath(str(path))
-    target = check_writable(path, suffix=".fbx", overwrite=overwrite)
     if not rigs:
         raise AddonError("nothing to export")
+    if split:
+        targets = split_targets(path, [int(rig[RIG_PROPERTY]) for rig in rigs])
+        check_writable(path, suffix=".fbx")  # the name, folder and permission the split names share
+        groups = [[rig] for rig in rigs]
+        paths = check_all_writable(targets.values(), suffix=".fbx", overwrite=overwrite)
+    else:
+        groups = [list(rigs)]
+        paths = check_all_writable([path], suffix=".fbx", overwrite=overwrite)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, group in zip(paths, groups, strict=True):
+            staged.append((temp_beside(target), target))
+            write_fbx_file(context, group, staged[-1][0], preset)
+        for tmp, target in staged:
+            publish(tmp, target)
+        staged.clear()
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return paths
+
+
+def _preset(name: str) -> FbxPreset:
+    try:
+        return get_preset(name)
+    except ValueError as err:
+        raise AddonError(str(err)) from None
+
+
+def write_fbx_file(context: Any, rigs: list[Any], file: str | Path, preset: FbxPreset | str) -> Path:
+    """Write ``rigs`` to exactly ``file`` (the caller's temporary name: no checks, no rename) through
+    a scratch scene spanning every rig's frames; raises AddonError if the exporter fails."""
+    preset = _preset(preset) if isinstance(preset, str) else preset
+    if not rigs:
+        raise AddonError("nothing to export")
+    file = Path(file)
     start, end = _frame_range(rigs)
     user_scene = context.scene
     scratch = bpy.data.scenes.new(".staf_fbx_export")
     made: list[tuple[Any, Any]] = []
-    tmp_path: Path | None = None
     try:
         # The rigs are in metres whatever the user's unit settings; a scaled copy is in 1/data_scale m.
         scratch.unit_settings.system = 'METRIC'
@@ -157,17 +201,11 @@ def export_fbx(context: Any, rigs: list[Any], path: str | Path, preset_name: str
                 scratch.collection.objects.link(rig)
                 for mesh in rig_meshes(rig):
                     scratch.collection.objects.link(mesh)
-        tmp_path = temp_beside(target)
         with context.temp_override(scene=scratch, view_layer=scratch.view_layers[0]):
-            result = bpy.ops.export_scene.fbx(filepath=str(tmp_path), **dict(preset.operator_settings))
-        if result != {'FINISHED'} or tmp_path.stat().st_size == 0:
-            raise AddonError(f"Blender's FBX exporter failed to write {target}")
-        publish(tmp_path, target)
-        tmp_path = None
-        return target
+            result = bpy.ops.export_scene.fbx(filepath=str(file), **dict(preset.operator_settings))
+        if result != {'FINISHED'} or not file.is_file() or file.stat().st_size == 0:
+            raise AddonError(f"Blender's FBX exporter failed to write {file}")
+        return file
     finally:
-        if tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp_path.unlink()
         remove_datablocks(made)
         bpy.data.scenes.remove(scratch)

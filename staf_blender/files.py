@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import AddonError
 
-__all__ = ["check_writable", "publish", "temp_beside"]
+__all__ = ["check_all_writable", "check_writable", "existing_split_files", "publish", "split_targets",
+           "temp_beside"]
 
 
 def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> Path:
@@ -48,3 +51,30 @@ def publish(tmp: Path, target: Path) -> Path:
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, target)
     return Path(target)
+
+
+def split_targets(path: str | Path, person_ids: Iterable[int]) -> dict[int, Path]:
+    """One file per person beside ``path``: ``OUT.fbx`` -> ``{0: OUT_p0.fbx, 2: OUT_p2.fbx}``.
+
+    Raises AddonError if two characters share a person id (their files would have one name)."""
+    path = Path(path)
+    ids = [int(i) for i in person_ids]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise AddonError(f"several characters have person id {', '.join(map(str, twice))}: one file per person "
+                         "needs characters of one import (select them)")
+    return {i: path.with_name(f"{path.stem}_p{i}{path.suffix}") for i in ids}
+
+
+def existing_split_files(path: str | Path) -> list[Path]:
+    """Files already beside ``path`` that :func:`split_targets` could write (``OUT_p<digits>.fbx``)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"{re.escape(path.stem)}_p\d+{re.escape(path.suffix)}")
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def check_all_writable(paths: Iterable[str | Path], *, suffix: str, overwrite: bool = True) -> list[Path]:
+    """:func:`check_writable` for every path before any is written (the first problem is raised)."""
+    return [check_writable(p, suffix=suffix, overwrite=overwrite) for p in paths]

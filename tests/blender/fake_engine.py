@@ -5,7 +5,10 @@ It parses the engine's options (an unknown option exits 2, as argparse does), ch
 exists (exit 5 otherwise), prints ``--progress json`` lines, then copies a prepared motion file to
 ``-o`` atomically. Behaviour comes from environment variables:
 
-- ``FAKE_ENGINE_MOTION``: the motion file to "produce" (copied to the output path).
+- ``FAKE_ENGINE_MOTION``: the motion file to "produce": copied to the output path as it is with
+  ``--person all`` and no ``--max-people``, else with only the people asked for. As the engine:
+  ``--person`` is ``all``, an id or ids ``0,2`` (track ids, by prominence: the lowest ids are
+  kept by ``--max-people N``, which comes first); an id the clip lacks exits 5 naming the ids there are.
 - ``FAKE_ENGINE_MODE``: ``ok`` (default), ``error3``/``error4``/``error5`` (one ``error:`` line,
   that exit code), ``crash`` (a traceback, exit 1), ``no-output`` (exit 0 writing nothing),
   ``stubborn`` (ignores SIGINT/SIGTERM: only SIGKILL ends it).
@@ -52,6 +55,57 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _person_spec(text: str) -> str:
+    """The engine's ``--person``: 'all', one id or a comma list (argparse exits 2 otherwise)."""
+    if text != "all" and not all(part.strip().isdigit() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(f"'all' or track ids such as 0,2, not '{text}'")
+    return text
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not '{text}'")
+    return int(text)
+
+
+def _motion_format():
+    """core/motion_format.py of this checkout, by path: ``core`` is this fake's package here."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "core" / "motion_format.py"
+    spec = importlib.util.spec_from_file_location("_fake_engine_motion_format", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+def _produce(source: Path, tmp: Path, person: str, max_people: int | None) -> str | None:
+    """Write the motion of ``source`` to ``tmp`` with the people asked for; returns an error line
+    (and writes nothing) for an id the clip does not have."""
+    if person == "all" and max_people is None:
+        shutil.copyfile(source, tmp)
+        return None
+    import dataclasses
+
+    import numpy as np
+
+    fmt = _motion_format()
+    motion = fmt.read_motion(source)
+    people = sorted(motion.people, key=lambda p: p.person_id)[:max_people]
+    present = [p.person_id for p in people]
+    if person != "all":
+        wanted = list(dict.fromkeys(int(part) for part in person.split(",")))
+        missing = [pid for pid in wanted if pid not in present]
+        if missing:
+            return (f"error: no person {', '.join(map(str, missing))} in this clip "
+                    f"(ids there are: {', '.join(map(str, present)) or 'none'})")
+        people = [p for p in people if p.person_id in wanted]
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **fmt.motion_arrays(dataclasses.replace(motion, people=tuple(people))))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--person", type=int)
+    p.add_argument("--person", type=_person_spec, default="all")
+    p.add_argument("--max-people", type=_at_least_one)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--overwrite", action="store_true")
@@ -101,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "no-output":
             return 0
         tmp = out.with_name(f".{out.name}.tmp")
-        shutil.copyfile(os.environ["FAKE_ENGINE_MOTION"], tmp)
+        problem = _produce(Path(os.environ["FAKE_ENGINE_MOTION"]), tmp, args.person, args.max_people)
+        if problem is not None:
+            print(problem, file=sys.stderr, flush=True)
+            return 5
         os.replace(tmp, out)
         return 0
     except KeyboardInterrupt:

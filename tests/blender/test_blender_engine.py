@@ -72,21 +72,22 @@ def no_site_python(folder: Path) -> str:
 
 
 def test_command_line_follows_the_engine_contract():
-    options = EngineOptions(assets="/a", device="cuda:1", start=10, end=50, person=2, batch_size=8,
-                            precision="fp16")
+    options = EngineOptions(assets="/a", device="cuda:1", start=10, end=50, people=(0, 2), max_people=3,
+                            batch_size=8, precision="fp16")
     cmd = reconstruct_command("/py", "/v.mp4", "/o.npz", options)
     assert cmd[:8] == ["/py", "-m", "core", "reconstruct", "/v.mp4", "-o", "/o.npz", "--progress"]
     assert cmd[8] == "json" and cmd[-1] == "--overwrite"
     joined = " ".join(cmd)
-    for part in ("--device cuda:1", "--assets /a", "--start 10", "--end 50", "--person 2", "--batch-size 8",
-                 "--precision fp16"):
+    for part in ("--device cuda:1", "--assets /a", "--start 10", "--end 50", "--person 0,2", "--max-people 3",
+                 "--batch-size 8", "--precision fp16"):
         assert part in joined
     bare = reconstruct_command("py", "v", "o", EngineOptions())
     assert bare == ["py", "-m", "core", "reconstruct", "v", "-o", "o", "--progress", "json", "--device", "auto",
-                    "--overwrite"]
+                    "--person", "all", "--overwrite"]  # no limit: --max-people left out
     for bad, message in (({"device": "tpu"}, "unknown device"), ({"device": "cuda:x"}, "unknown device"),
                          ({"precision": "fp8"}, "unknown precision"), ({"start": 5, "end": 5}, "empty frame range"),
-                         ({"batch_size": 0}, "batch size"), ({"person": -1}, "track id")):
+                         ({"batch_size": 0}, "batch size"), ({"people": (-1,)}, "People: 'all' or ids"),
+                         ({"people": ()}, "People: 'all' or ids"), ({"max_people": 0}, "max people")):
         with pytest.raises(AddonError, match=message):
             EngineOptions(**bad)
 
@@ -126,7 +127,7 @@ def test_interpreter_checks(tmp_path):
 def test_job_reports_progress_and_produces_the_motion_file(motion_file, fake_package, video, tmp_path):
     log = tmp_path / "args.json"
     out = tmp_path / "out.npz"
-    cmd = reconstruct_command(sys.executable, video, out, EngineOptions(device="cpu", person=0))
+    cmd = reconstruct_command(sys.executable, video, out, EngineOptions(device="cpu"))
     env = fake_env(motion_file, fake_package, FAKE_ENGINE_LOG=str(log))
     seen: list[Progress] = []
     assert run_engine(cmd, out, on_progress=seen.append, env=env, cwd=tmp_path, poll_interval=0.01) == out
