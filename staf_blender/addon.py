@@ -10,24 +10,29 @@ from .operators import (
     STAF_OT_check_engine,
     STAF_OT_export_fbx,
     STAF_OT_import_motion,
+    STAF_OT_import_tracks,
     STAF_OT_reconstruct_video,
 )
 from .preferences import STAF_AddonPreferences
-from .properties import STAF_PG_job, STAF_PG_settings
-from .ui import STAF_PT_character, STAF_PT_export, STAF_PT_reconstruct, menu_export, menu_import
+from .properties import STAF_PG_job, STAF_PG_settings, STAF_PG_track
+from .session import clear_last_motion
+from .ui import STAF_PT_character, STAF_PT_export, STAF_PT_people, STAF_PT_reconstruct, menu_export, menu_import
 
 __all__ = ["classes", "register", "unregister"]
 
 classes = (
     STAF_AddonPreferences,
+    STAF_PG_track,
     STAF_PG_settings,
     STAF_PG_job,
     STAF_OT_import_motion,
+    STAF_OT_import_tracks,
     STAF_OT_export_fbx,
     STAF_OT_reconstruct_video,
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,
     STAF_PT_reconstruct,
+    STAF_PT_people,
     STAF_PT_character,
     STAF_PT_export,
 )
@@ -51,3 +56,4 @@ def unregister() -> None:
     del bpy.types.Scene.staf
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
+    clear_last_motion()

@@ -9,6 +9,7 @@ succeeded, in one step (one undo step).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,22 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .engine import EngineOptions, resolve_interpreter
 from .errors import AddonError
-from .fbx_export import export_fbx, find_rigs
+from .fbx_export import export_characters, find_rigs
+from .people import free_base_name, parse_people
 from .plan import ImportOptions
 from .preferences import engine_settings, interpreter_candidates
-from .properties import ROOT_MOTION_ITEMS, import_options
+from .properties import ROOT_MOTION_ITEMS, import_options, set_tracks
 from .rig import ImportResult, import_motion_file
-from .session import Reconstruction, ReconstructRequest
+from .session import Reconstruction, ReconstructRequest, cache_last_motion
 
 __all__ = [
     "STAF_OT_cancel_reconstruct",
     "STAF_OT_check_engine",
     "STAF_OT_export_fbx",
     "STAF_OT_import_motion",
+    "STAF_OT_import_tracks",
     "STAF_OT_reconstruct_video",
+    "import_tracks",
     "reconstruct_request",
 ]
 
@@ -40,16 +44,6 @@ def _report_import(op: Any, result: ImportResult, what: str) -> None:
         op.report({'WARNING'}, note)
     people = len(result.armatures)
     op.report({'INFO'}, f"{what}: {people} character{'s' if people != 1 else ''} in '{result.collection.name}'")
-
-
-def _parse_people(text: str) -> tuple[int, ...] | None:
-    text = text.strip()
-    if not text or text.lower() == "all":
-        return None
-    try:
-        return tuple(int(part) for part in text.replace(",", " ").split())
-    except ValueError:
-        raise AddonError(f"people must be 'all' or person ids such as '0, 2', not '{text}'") from None
 
 
 class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
@@ -75,10 +69,38 @@ class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
 
     def execute(self, context: Any) -> set[str]:
         try:
-            options = ImportOptions(root_motion=self.root_motion, people=_parse_people(self.people),
+            options = ImportOptions(root_motion=self.root_motion, people=parse_people(self.people),
                                     shape_keys=self.shape_keys, camera=self.camera, match_scene=self.match_scene,
                                     name=self.name)
             result = import_motion_file(context, self.filepath, options)
+        except AddonError as err:
+            self.report({'ERROR'}, str(err))
+            return {'CANCELLED'}
+        settings = getattr(context.scene, "staf", None)
+        if settings is not None:
+            set_tracks(settings, result.tracks, Path(self.filepath).absolute(), result.collection.name)
+        _report_import(self, result, "Imported")
+        return {'FINISHED'}
+
+
+class STAF_OT_import_tracks(bpy.types.Operator):
+    """Build the characters of the last run's people again, all of them or only those checked"""
+
+    bl_idname = "staf.import_tracks"
+    bl_label = "Import People"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    only_checked: BoolProperty(name="Only checked", default=False, description="Only the people checked in the list")
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        settings = getattr(context.scene, "staf", None)
+        return context.mode == 'OBJECT' and settings is not None and len(settings.tracks) > 0
+
+    def execute(self, context: Any) -> set[str]:
+        settings = context.scene.staf
+        try:
+            result = import_tracks(context, settings, only_checked=self.only_checked)
         except AddonError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
@@ -86,8 +108,23 @@ class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
         return {'FINISHED'}
 
 
+def import_tracks(context: Any, settings: Any, *, only_checked: bool) -> ImportResult:
+    """Import the people listed in the panel (all, or the checked ones) from the kept motion file,
+    under the first free name (``<clip>``, ``<clip>_2``, ...); raises AddonError."""
+    ids = [t.person_id for t in settings.tracks if t.use or not only_checked]
+    if not ids:
+        raise AddonError("no person is checked: check the people to import")
+    path = Path(bpy.path.abspath(settings.tracks_file)) if settings.tracks_file else None
+    if path is None or not path.is_file():
+        raise AddonError("the last run's motion file is gone: reconstruct or import the motion file again")
+    name = free_base_name(settings.tracks_name or path.stem, ids,
+                          lambda n: n in bpy.data.objects or n in bpy.data.collections)
+    options = replace(import_options(settings, name=name), people=tuple(ids))
+    return import_motion_file(context, path, options)
+
+
 class STAF_OT_export_fbx(bpy.types.Operator, ExportHelper):
-    """Export the selected STAF character (armature and body) to FBX with a game-engine preset"""
+    """Export the selected STAF characters (none selected: all of them) to FBX with a game-engine preset"""
 
     bl_idname = "staf.export_fbx"
     bl_label = "Export FBX"
@@ -95,6 +132,8 @@ class STAF_OT_export_fbx(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".fbx"
     filter_glob: StringProperty(default="*.fbx", options={'HIDDEN'})
+    split: BoolProperty(name="One file per person", default=False,
+                        description="One FBX per character, OUT_p<ID>.fbx beside the chosen name")
     preset: EnumProperty(name="Preset", items=(
         ('unity', "Unity", "Metres, Y up"),
         ('unreal', "Unreal", "Centimetres, a root bone"),
@@ -108,16 +147,16 @@ class STAF_OT_export_fbx(bpy.types.Operator, ExportHelper):
     def invoke(self, context: Any, event: Any) -> set[str]:
         settings = getattr(context.scene, "staf", None)
         if settings is not None:
-            self.preset = settings.export_preset
+            self.preset, self.split = settings.export_preset, settings.export_split
         return ExportHelper.invoke(self, context, event)
 
     def execute(self, context: Any) -> set[str]:
         try:
-            path = export_fbx(context, find_rigs(context), self.filepath, self.preset)
+            paths = export_characters(context, find_rigs(context), self.filepath, self.preset, split=self.split)
         except AddonError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Exported {path}")
+        self.report({'INFO'}, f"Exported {', '.join(str(p) for p in paths)}")
         return {'FINISHED'}
 
 
@@ -143,7 +182,8 @@ def reconstruct_request(context: Any) -> ReconstructRequest:
         device=settings.device,
         start=settings.frame_start if settings.use_range else None,
         end=settings.frame_end if settings.use_range else None,
-        person=settings.person,
+        people=parse_people(settings.people),
+        max_people=settings.max_people or None,
         batch_size=settings.batch_size or None,
         precision="" if settings.precision == 'DEFAULT' else settings.precision,
     )
@@ -163,18 +203,21 @@ def _finish_reconstruction(op: Any, context: Any, run: Reconstruction) -> set[st
                 op.report({'ERROR'}, f"Engine: {result.message}")
                 job.message = result.message
             return {'CANCELLED'}
+        settings = context.scene.staf
         try:
             name = Path(run.request.video).stem
-            imported = import_motion_file(context, result.output, import_options(context.scene.staf, name=name))
+            imported = import_motion_file(context, result.output, import_options(settings, name=name))
         except AddonError as err:
             op.report({'ERROR'}, str(err))
             job.message = str(err)
             return {'CANCELLED'}
-        kept = None
+        kept = listed = None
         try:
             kept = run.keep()
+            listed = kept if kept is not None else cache_last_motion(result.output, name)
         except AddonError as err:  # the character is in the scene; only the copy of the file failed
             op.report({'WARNING'}, f"motion file not kept: {err}")
+        set_tracks(settings, imported.tracks, listed or "", imported.collection.name)
     finally:
         run.close()
     _report_import(op, imported, "Reconstructed" + (f" (motion file: {kept})" if kept else ""))

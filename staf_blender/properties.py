@@ -1,20 +1,41 @@
-"""Settings shown in the panel (saved with the scene) and the running job's state (not saved)."""
+"""Settings shown in the panel (saved with the scene), the people of the last run (listed in the
+panel, saved too) and the running job's state (not saved)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .fbx_presets import PRESETS
+from .people import TrackSummary
 from .plan import ImportOptions
 
-__all__ = ["ROOT_MOTION_ITEMS", "STAF_PG_job", "STAF_PG_settings", "import_options"]
+__all__ = ["ROOT_MOTION_ITEMS", "STAF_PG_job", "STAF_PG_settings", "STAF_PG_track", "import_options", "set_tracks"]
 
 ROOT_MOTION_ITEMS = (
     ('camera', "From camera", "The character moves as seen from the camera; the clip's camera overlays it"),
     ('in_place', "In place", "The character stays at the origin, feet on the ground"),
     ('ground', "On the ground", "Horizontal motion only, starting at the origin, feet on the ground"),
 )
+
+
+class STAF_PG_track(bpy.types.PropertyGroup):
+    """One person of the last run's motion file, as the panel lists it (``scene.staf.tracks``)."""
+
+    person_id: IntProperty(name="Person id")
+    frames: IntProperty(name="Frames")
+    first: IntProperty(name="First frame", description="Clip frame, from 0")
+    last: IntProperty(name="Last frame", description="Clip frame, from 0")
+    segments: IntProperty(name="Parts", description="Runs of consecutive frames")
+    use: BoolProperty(name="Import", default=True, description="Import this person with 'Import Checked'")
+
+    @property
+    def summary(self) -> TrackSummary:
+        """The bpy-free summary this item stores."""
+        return TrackSummary(self.person_id, self.frames, self.first, self.last, self.segments)
 
 
 class STAF_PG_settings(bpy.types.PropertyGroup):
@@ -28,7 +49,11 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
     use_range: BoolProperty(name="Frame range", description="Reconstruct only part of the clip")
     frame_start: IntProperty(name="Start", min=0, default=0, description="First clip frame (from 0)")
     frame_end: IntProperty(name="End", min=1, default=100, description="Clip frame after the last one")
-    person: IntProperty(name="Person", min=0, default=0, description="Which track to reconstruct; 0: the main person")
+    people: StringProperty(name="People", default="all",
+                           description="Which tracks to reconstruct: 'all' or ids like 0, 2 (ids by prominence, "
+                           "0 = the most on screen)")
+    max_people: IntProperty(name="Max people", min=0, default=0,
+                            description="Keep at most this many of the most prominent tracks; 0: no limit")
     device: EnumProperty(name="Device", items=(
         ('auto', "Auto", "A GPU if there is one, else the CPU"),
         ('cpu', "CPU", ""),
@@ -48,6 +73,12 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
     camera: BoolProperty(name="Camera", default=True, description="Add the clip's camera, the clip as background")
     match_scene: BoolProperty(name="Match scene", default=True,
                               description="Set the scene's frame rate, range, resolution and camera from the clip")
+    export_split: BoolProperty(name="One file per person",
+                               description="Write OUT_p<ID>.fbx per character instead of one FBX holding them all")
+    tracks: CollectionProperty(type=STAF_PG_track, description="The people of the last run's motion file")
+    tracks_file: StringProperty(name="Motion file", subtype='FILE_PATH',
+                                description="The motion file of the last reconstruction or import")
+    tracks_name: StringProperty(name="Name", description="The clip's name, the base name of re-imports")
     export_preset: EnumProperty(name="Preset", items=tuple((p.name, p.name.capitalize(), p.description)
                                                            for p in PRESETS.values()), default='unity')
 
@@ -60,6 +91,18 @@ class STAF_PG_job(bpy.types.PropertyGroup):
     stage: StringProperty()
     message: StringProperty()
     cancel_requested: BoolProperty(default=False)
+
+
+def set_tracks(settings: STAF_PG_settings, summaries: Iterable[TrackSummary], path: str | Path, name: str) -> None:
+    """List ``summaries`` (the people of the motion file at ``path``) in the panel, all checked."""
+    settings.tracks.clear()
+    for summary in summaries:
+        item = settings.tracks.add()
+        item.person_id, item.frames, item.first, item.last = (summary.person_id, summary.frames, summary.first,
+                                                              summary.last)
+        item.segments, item.use = summary.segments, True
+    settings.tracks_file = str(path)
+    settings.tracks_name = name
 
 
 def import_options(settings: STAF_PG_settings, *, name: str = "") -> ImportOptions:

@@ -20,6 +20,7 @@ import numpy as np
 from .compat import new_object_action
 from .errors import AddonError
 from .motion_io import load_motion
+from .people import TrackSummary, summarise_people
 from .plan import ImportOptions, ImportPlan, RigPlan, plan_import
 
 __all__ = [
@@ -45,6 +46,7 @@ class ImportResult:
     meshes: tuple[Any, ...]
     camera: Any | None
     notes: tuple[str, ...]
+    tracks: tuple[TrackSummary, ...] = ()  # every person of the file (imported or not), for the panel
 
 
 def is_staf_rig(obj: Any) -> bool:
@@ -95,7 +97,7 @@ def import_motion_file(context: Any, path: str | Path, options: ImportOptions) -
     ``options.name`` says otherwise)."""
     motion = load_motion(path)
     plan = plan_import(motion, replace(options, name=options.name or Path(path).stem))
-    return build_import(context, plan)
+    return replace(build_import(context, plan), tracks=summarise_people(motion))
 
 
 def build_import(context: Any, plan: ImportPlan) -> ImportResult:

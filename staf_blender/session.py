@@ -8,6 +8,7 @@ before the character has been imported.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import tempfile
@@ -20,7 +21,9 @@ from .errors import AddonError
 from .files import publish, temp_beside
 from .progress import Progress
 
-__all__ = ["ReconstructRequest", "Reconstruction", "keep_file"]
+__all__ = ["ReconstructRequest", "Reconstruction", "cache_last_motion", "clear_last_motion", "keep_file"]
+
+_LAST_RUN: Path | None = None  # this session's folder for the last run's motion file (see cache_last_motion)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,30 @@ def keep_file(source: Path, target: Path) -> Path:
         raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cache_last_motion(source: Path, name: str) -> Path:
+    """Keep a copy of the last run's motion file (for re-imports from the panel's people list) in a
+    private temporary folder of this session, replacing the previous run's; returns the copy.
+
+    Used when the user did not ask to keep the motion file; :func:`clear_last_motion` (at
+    unregister, and at exit) deletes it."""
+    global _LAST_RUN
+    if _LAST_RUN is None or not _LAST_RUN.is_dir():
+        _LAST_RUN = Path(tempfile.mkdtemp(prefix="staf-last-run-"))
+        atexit.register(shutil.rmtree, _LAST_RUN, True)
+    for old in _LAST_RUN.iterdir():
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return keep_file(source, _LAST_RUN / f"{name or 'motion'}.npz")
+
+
+def clear_last_motion() -> None:
+    """Delete the copy kept by :func:`cache_last_motion` (the panel then says it is gone)."""
+    global _LAST_RUN
+    if _LAST_RUN is not None:
+        shutil.rmtree(_LAST_RUN, ignore_errors=True)
+        _LAST_RUN = None
 
 
 class Reconstruction:

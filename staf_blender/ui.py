@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import bpy
 
-__all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_reconstruct", "menu_export", "menu_import"]
+from .errors import AddonError
+from .people import PEOPLE_HELP, parse_people
+
+__all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_people", "STAF_PT_reconstruct", "menu_export",
+           "menu_import"]
 
 
 class _SidebarPanel:
@@ -18,7 +23,7 @@ class _SidebarPanel:
 
 
 class STAF_PT_reconstruct(_SidebarPanel, bpy.types.Panel):
-    """Clip, range, person, device and the Reconstruct button (progress and Cancel while it runs)."""
+    """Clip, range, people, device and the Reconstruct button (progress and Cancel while it runs)."""
 
     bl_idname = "STAF_PT_reconstruct"
     bl_label = "Reconstruct from Video"
@@ -41,7 +46,12 @@ class STAF_PT_reconstruct(_SidebarPanel, bpy.types.Panel):
         row.enabled = settings.use_range
         row.prop(settings, "frame_start")
         row.prop(settings, "frame_end")
-        col.prop(settings, "person")
+        row = col.row()
+        row.alert = _people_problem(settings.people) is not None
+        row.prop(settings, "people")
+        if row.alert:
+            col.label(text=PEOPLE_HELP, icon='ERROR')
+        col.prop(settings, "max_people")
         col.prop(settings, "device")
         col.prop(settings, "precision")
         col.prop(settings, "batch_size")
@@ -56,6 +66,31 @@ class STAF_PT_reconstruct(_SidebarPanel, bpy.types.Panel):
             box.alert = True
             for i, chunk in enumerate(_wrap(job.message, 40)):
                 box.label(text=chunk, icon='ERROR' if i == 0 else 'BLANK1')
+
+
+class STAF_PT_people(_SidebarPanel, bpy.types.Panel):
+    """The people of the last reconstruction or import (id, frames, first-last frame), a checkbox
+    each, and re-importing all of them or only those checked from that run's motion file."""
+
+    bl_idname = "STAF_PT_people"
+    bl_label = "People"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        settings = context.scene.staf
+        if not settings.tracks:
+            layout.label(text="Reconstruct or import a motion file", icon='INFO')
+            return
+        path = Path(bpy.path.abspath(settings.tracks_file)) if settings.tracks_file else None
+        present = path is not None and path.is_file()
+        layout.label(text=path.name if present else "motion file gone", icon='FILE' if present else 'ERROR')
+        col = layout.column(align=True)
+        for track in settings.tracks:
+            col.prop(track, "use", text=track.summary.label())
+        row = layout.row(align=True)
+        row.enabled = present
+        row.operator("staf.import_tracks", text="Import All", icon='IMPORT').only_checked = False
+        row.operator("staf.import_tracks", text="Import Checked", icon='CHECKBOX_HLT').only_checked = True
 
 
 class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
@@ -79,16 +114,27 @@ class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
 
 
 class STAF_PT_export(_SidebarPanel, bpy.types.Panel):
-    """FBX export of the selected character."""
+    """FBX export of the selected characters (none selected: all), in one file or one per person."""
 
     bl_idname = "STAF_PT_export"
     bl_label = "Export"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
-        layout.prop(context.scene.staf, "export_preset")
+        settings = context.scene.staf
+        layout.prop(settings, "export_preset")
+        layout.prop(settings, "export_split")
         op = layout.operator("staf.export_fbx", icon='EXPORT')
-        op.preset = context.scene.staf.export_preset
+        op.preset, op.split = settings.export_preset, settings.export_split
+
+
+def _people_problem(text: str) -> str | None:
+    """Why the People text cannot be used (None: it can)."""
+    try:
+        parse_people(text)
+    except AddonError as err:
+        return str(err)
+    return None
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -9,8 +9,9 @@ evaluates against these arrays.
     .venv/bin/python tests/blender/make_reference.py build/blender-ref
 
 writes ``walk.npz`` (one person, 29.97 fps, 1920x1080, a detection gap), ``crowd.npz`` (two people,
-25 fps, 1280x720), ``reference_<name>.npz`` for each, and ``bench.npz`` when ``--bench-frames`` is
-given.
+25 fps, 1280x720), ``trio.npz`` (three people on their own frames: a gap, a late start, an early
+end; tests/blender/multi_person.py), ``reference_<name>.npz`` for each, and ``bench.npz`` when
+``--bench-frames`` is given.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import numpy as np
 
 __all__ = ["CLIPS", "main", "smpl_reference", "write_bundle"]
 
-#: name -> synthetic_motion options, and the clip frames sampled for comparisons.
+#: name -> synthetic_motion options (None: multi_person.trio_motion), and the clip frames sampled.
 CLIPS = {
     "walk": ({"n_frames": 48, "n_people": 1, "gap": (20, 24), "seed": 3}, (0, 5, 19, 24, 25, 33, 47)),
     "crowd": ({"n_frames": 30, "n_people": 2, "fps": (25, 1), "width": 1280, "height": 720, "seed": 1},
               (0, 11, 29)),
+    "trio": (None, (0, 12, 15, 22, 29, 39)),
 }
 
 
@@ -57,6 +59,8 @@ def smpl_reference(smpl, motion, person, frames) -> dict[str, np.ndarray]:
 
 def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
     """Write every motion file and reference array into ``folder`` (stand-in SMPL, seeded)."""
+    from multi_person import trio_motion
+
     from core.motion import write_motion
     from core.smpl import load_smpl_data
     from core.standins.motion import synthetic_motion
@@ -68,7 +72,7 @@ def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
     write_smpl_assets(assets, seed=0)
     smpl = load_smpl_data(assets / "SMPL_NEUTRAL.pkl")
     for name, (options, frames) in CLIPS.items():
-        motion = synthetic_motion(smpl, **options)
+        motion = trio_motion(smpl) if options is None else synthetic_motion(smpl, **options)
         write_motion(folder / f"{name}.npz", motion)
         arrays: dict[str, np.ndarray] = {}
         for person in motion.people:

@@ -60,7 +60,7 @@ def test_import_operator(addon, ref):
     before = snapshot()
     with pytest.raises(RuntimeError, match="names already taken"):
         bpy.ops.staf.import_motion(filepath=str(ref / "crowd.npz"), people="1")
-    with pytest.raises(RuntimeError, match="people must be 'all' or person ids"):
+    with pytest.raises(RuntimeError, match="People: 'all' or ids like 0, 2, not 'one'"):
         bpy.ops.staf.import_motion(filepath=str(ref / "crowd.npz"), people="one")
     assert snapshot() == before
 
@@ -74,7 +74,7 @@ def test_reconstruct_runs_the_engine_and_imports(engine):
     assert engine.video.with_suffix(".npz").read_bytes() == engine.motion.read_bytes()  # kept as asked
     args = json.loads(engine.log.read_text())
     assert args[:2] == ["reconstruct", str(engine.video)]
-    for flag in ("--progress json", "--device cpu", "--start 3", "--end 40", "--person 0", "--batch-size 4"):
+    for flag in ("--progress json", "--device cpu", "--start 3", "--end 40", "--person all", "--batch-size 4"):
         assert flag in " ".join(args)
 
 
