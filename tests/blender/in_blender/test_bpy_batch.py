@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,3 +107,55 @@ def test_failures_are_one_line_nonzero_and_write_nothing(ref, tmp_path, fake_pac
     assert message in line
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "taken.fbx").read_text() == "mine"
+
+
+def armatures_in(fbx: Path) -> list[str]:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=str(fbx))
+    return sorted(o.name for o in bpy.data.objects if o.type == 'ARMATURE')
+
+
+def test_chosen_people_through_the_engine_into_one_fbx_or_one_per_person(ref, tmp_path, fake_package):
+    video = tmp_path / "party.mp4"
+    video.write_bytes(b"x")
+    env = {"PYTHONPATH": str(fake_package), "FAKE_ENGINE_MOTION": str(ref / "trio.npz"),
+           "FAKE_ENGINE_LOG": str(tmp_path / "args.json")}
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = batch(video, "--fbx", out / "party.fbx", "--person", "0,2", "--python", sys.executable, cwd=tmp_path,
+                 **env)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok     party.mp4: 2 characters -> " in proc.stdout
+    assert "--person 0,2" in " ".join(json.loads((tmp_path / "args.json").read_text()))
+    assert sorted(p.name for p in out.iterdir()) == ["party.fbx"]
+    assert armatures_in(out / "party.fbx") == ["party_p0", "party_p2"]
+
+    proc = batch(video, "--fbx", out / "party.fbx", "--person", "0,2", "--split", "--max-people", "3",
+                 "--python", sys.executable, cwd=tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert "--person 0,2 --max-people 3" in " ".join(json.loads((tmp_path / "args.json").read_text()))
+    assert sorted(p.name for p in out.iterdir()) == ["party.fbx", "party_p0.fbx", "party_p2.fbx"]
+    assert armatures_in(out / "party_p2.fbx") == ["party_p2"]
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = batch(video, "--fbx", out / "party.fbx", "--split", "--python", sys.executable, cwd=tmp_path, **env)
+    assert proc.returncode == 5 and error_lines(proc) == [
+        f"error: {out / 'party_p0.fbx'}, {out / 'party_p2.fbx'} exist: pass --overwrite to replace them"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # refused before the engine ran
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--person", "zero"], 2, "error: argument --person: People: 'all' or ids like 0, 2, not 'zero' (see --help)"),
+    (["--person", "0,2", "--max-people", "0"], 2, "error: argument --max-people: max people must be a whole "
+     "number of at least 1, not '0' (see --help)"),
+    (["--person", "4"], 5, "error: party.mp4: no person 4 in this clip (ids there are: 0, 1, 2)"),
+])
+def test_bad_person_choice_is_one_line_and_writes_nothing(ref, tmp_path, fake_package, args, code, message):
+    video = tmp_path / "party.mp4"
+    video.write_bytes(b"x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = batch(video, "--fbx", tmp_path / "party.fbx", "--split", "--python", sys.executable, *args, cwd=tmp_path,
+                 PYTHONPATH=str(fake_package), FAKE_ENGINE_MOTION=str(ref / "trio.npz"))
+    assert proc.returncode == code
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [message]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

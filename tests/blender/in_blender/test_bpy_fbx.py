@@ -92,9 +92,10 @@ def test_round_trip_through_blenders_importer(ref, tmp_path, preset, bones):
 
 
 def test_export_operator_and_bad_targets(ref, tmp_path, addon):
-    result = import_motion_file(bpy.context, ref / "crowd.npz", ImportOptions())
-    with pytest.raises(AddonError, match="several characters"):
+    with pytest.raises(AddonError, match="no character made by STAF"):
         find_rigs(bpy.context)
+    result = import_motion_file(bpy.context, ref / "crowd.npz", ImportOptions())
+    assert set(find_rigs(bpy.context)) == set(result.armatures)  # nothing selected: every character
     result.meshes[1].select_set(True)
     assert find_rigs(bpy.context) == [result.armatures[1]]
     assert bpy.ops.staf.export_fbx(filepath=str(tmp_path / "one.fbx"), preset='generic') == {'FINISHED'}
