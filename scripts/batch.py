@@ -4,7 +4,9 @@
     python scripts/batch.py VIDEO --fbx OUT.fbx ...            (where the bpy module is installed)
     python scripts/batch.py --motion FILE.npz --fbx OUT.fbx    (an existing motion file)
 
-A folder as input processes every clip in it. ``--help`` lists every option; docs/blender.md has
+Every person becomes a character: one FBX holds them all, ``--split`` writes ``OUT_p<ID>.fbx`` per
+person; ``--person all|0,2`` and ``--max-people N`` choose the engine's tracks. A folder as input
+processes every clip in it. ``--help`` lists every option; docs/blender.md has
 the details. The work is done by ``staf_blender.batch`` from this checkout.
 """
 

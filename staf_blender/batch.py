@@ -4,9 +4,12 @@
     python scripts/batch.py VIDEO --fbx OUT.fbx ...              (where the bpy module is installed)
     python scripts/batch.py --motion FILE.npz --fbx OUT.fbx ...  (an existing motion file, no engine)
 
-Given a folder, every clip in it (``--motion DIR``: every .npz) is processed and reported; the
-outputs are then folders. It never prompts, blocks on the engine while printing its progress, and
-on any failure prints one ``error:`` line on stderr and exits non-zero (the first failure's code).
+Every person of the clip (``--person``/``--max-people`` choose whom the engine reconstructs,
+``--people`` whom to import) becomes a character; the FBX holds them all, or with ``--split`` one
+file per person (``OUT_p<ID>.fbx``). Given a folder, every clip in it (``--motion DIR``: every
+.npz) is processed and reported; the outputs are then folders. It never prompts, blocks on the
+engine while printing its progress, and on any failure prints one ``error:`` line on stderr and
+exits non-zero (the first failure's code).
 Outputs are written atomically at the end of each clip: a failed clip writes nothing.
 
 Argument handling and checks need no bpy; :func:`run` imports the Blender side.
