@@ -7,8 +7,9 @@ exists (exit 5 otherwise), prints ``--progress json`` lines, then copies a prepa
 
 - ``FAKE_ENGINE_MOTION``: the motion file to "produce": copied to the output path as it is with
   ``--person all`` and no ``--max-people``, else with only the people asked for. As the engine:
-  ``--person`` is ``all``, an id or ids ``0,2`` (track ids, by prominence: the lowest ids are
-  kept by ``--max-people N``, which comes first); an id the clip lacks exits 5 naming the ids there are.
+  ``--person`` is a string, ``all``, an id or ids ``0,2`` (track ids, by prominence: the lowest
+  ids are kept by ``--max-people N``, an int, which comes first); bad ``--person`` text, N < 1 and
+  an id the clip lacks each exit 5 with one ``error:`` line (the last naming the ids there are).
 - ``FAKE_ENGINE_MODE``: ``ok`` (default), ``error3``/``error4``/``error5`` (one ``error:`` line,
   that exit code), ``crash`` (a traceback, exit 1), ``no-output`` (exit 0 writing nothing),
   ``stubborn`` (ignores SIGINT/SIGTERM: only SIGKILL ends it).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -55,17 +57,14 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _person_spec(text: str) -> str:
-    """The engine's ``--person``: 'all', one id or a comma list (argparse exits 2 otherwise)."""
-    if text != "all" and not all(part.strip().isdigit() for part in text.split(",")):
-        raise argparse.ArgumentTypeError(f"'all' or track ids such as 0,2, not '{text}'")
-    return text
-
-
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not '{text}'")
-    return int(text)
+def _bad_people_options(person: str, max_people: int | None) -> str | None:
+    """The engine's checks of ``--person`` ('all', one id or ids separated by commas) and
+    ``--max-people`` (at least 1): an ``error:`` line (exit 5) or None."""
+    if person.strip().lower() != "all" and not re.fullmatch(r"\d+(\s*,\s*\d+)*", person.strip()):
+        return f"error: --person '{person}': give 'all', one id (0) or ids separated by commas (0,2)"
+    if max_people is not None and max_people < 1:
+        return f"error: --max-people {max_people}: give at least 1 (or leave it out for everybody)"
+    return None
 
 
 def _motion_format():
@@ -83,7 +82,7 @@ def _motion_format():
 def _produce(source: Path, tmp: Path, person: str, max_people: int | None) -> str | None:
     """Write the motion of ``source`` to ``tmp`` with the people asked for; returns an error line
     (and writes nothing) for an id the clip does not have."""
-    if person == "all" and max_people is None:
+    if person.strip().lower() == "all" and max_people is None:
         shutil.copyfile(source, tmp)
         return None
     import dataclasses
@@ -94,7 +93,7 @@ def _produce(source: Path, tmp: Path, person: str, max_people: int | None) -> st
     motion = fmt.read_motion(source)
     people = sorted(motion.people, key=lambda p: p.person_id)[:max_people]
     present = [p.person_id for p in people]
-    if person != "all":
+    if person.strip().lower() != "all":
         wanted = list(dict.fromkeys(int(part) for part in person.split(",")))
         missing = [pid for pid in wanted if pid not in present]
         if missing:
@@ -117,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--person", type=_person_spec, default="all")
-    p.add_argument("--max-people", type=_at_least_one)
+    p.add_argument("--person", default="all")  # checked after parsing, as the engine does (exit 5)
+    p.add_argument("--max-people", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--overwrite", action="store_true")
@@ -141,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return 5
         if out.exists() and not args.overwrite:
             print(f"error: {out} exists: pass --overwrite", file=sys.stderr)
+            return 5
+        problem = _bad_people_options(args.person, args.max_people)
+        if problem is not None:
+            print(problem, file=sys.stderr)
             return 5
         print("fake engine starting", flush=True)  # not JSON: readers must skip it
         for stage in STAGES:
