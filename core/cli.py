@@ -15,6 +15,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: Modules under ``core.commands`` that register subcommands, in the order ``--help`` lists them.
 COMMANDS = (
     "core.commands.reconstruct",
+    "core.commands.tracks",
     "core.commands.assets",
     "core.commands.demo",
     "core.commands.research",

@@ -39,9 +39,11 @@ def rest_pose(smpl: SmplData, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def build_person(person_id: int, *, frame: np.ndarray, time: np.ndarray, pose: np.ndarray, betas: np.ndarray,
                  cam_crop: np.ndarray, box: np.ndarray, flags: np.ndarray, smpl: SmplData, width: int,
-                 height: int, focal: float, crop_scale: float = CROP_SCALE) -> PersonMotion:
+                 height: int, focal: float, crop_scale: float = CROP_SCALE, score: np.ndarray | None = None,
+                 landmarks: np.ndarray | None = None) -> PersonMotion:
     """A person's motion from per-frame STAF results (axis-angle ``pose`` (F, 24, 3), ``betas`` (F, 10),
-    ``cam_crop`` (F, 3)) and boxes (F, 4) (cx, cy, w, h) in a ``width`` x ``height`` video."""
+    ``cam_crop`` (F, 3)) and boxes (F, 4) (cx, cy, w, h) in a ``width`` x ``height`` video; optionally
+    the detector's scores (F,) and 2D landmarks (F, 33, 3), NaN where not observed."""
     cam_full = crop_to_full(cam_crop, box, width, height, crop_scale)
     shape = robust_shape(betas)
     rest_vertices, rest_joints = rest_pose(smpl, shape)
@@ -59,6 +61,8 @@ def build_person(person_id: int, *, frame: np.ndarray, time: np.ndarray, pose: n
         shape=shape,
         rest_vertices=rest_vertices,
         rest_joints=rest_joints,
+        score=None if score is None else np.asarray(score, np.float32),
+        landmarks=None if landmarks is None else np.asarray(landmarks, np.float32),
     )
 
 

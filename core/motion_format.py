@@ -39,6 +39,7 @@ FLAG_INTERPOLATED = 2  # the box was filled in from neighbouring frames (a short
 
 N_JOINTS = 24
 N_BETAS = 10
+N_LANDMARKS = 33
 
 
 class MotionFormatError(ValueError):
@@ -56,6 +57,9 @@ class PersonMotion:
     camera axes, added to the posed SMPL body; box (F, 4) float32 (cx, cy, w, h) pixels;
     flags (F,) uint8 FLAG_* bits; shape (10,) float32 the person's one shape (robust mean);
     rest_vertices (V, 3) and rest_joints (24, 3) float32: the SMPL rest pose for ``shape``.
+    Optional (None when the file has none): score (F,) float32 the detector's presence score and
+    landmarks (F, 33, 3) float32 BlazePose's 2D landmarks (x, y pixels, visibility), both NaN on
+    frames where the person was not observed (interpolated or not analysed).
     """
 
     person_id: int
@@ -71,6 +75,8 @@ class PersonMotion:
     shape: np.ndarray
     rest_vertices: np.ndarray
     rest_joints: np.ndarray
+    score: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
@@ -130,6 +136,13 @@ _PERSON_STATIC = {
 }
 
 
+_PERSON_OPTIONAL = {
+    # name: (dtype, trailing shape); NaN marks frames without an observation
+    "score": (np.float32, ()),
+    "landmarks": (np.float32, (N_LANDMARKS, 3)),
+}
+
+
 def _person_key(person_id: int, name: str) -> str:
     return f"person_{person_id}/{name}"
 
@@ -152,6 +165,9 @@ def motion_arrays(motion: Motion) -> dict[str, np.ndarray]:
     for person in motion.people:
         for name, (dtype, _) in {**_PERSON_FIELDS, **_PERSON_STATIC}.items():
             arrays[_person_key(person.person_id, name)] = np.asarray(getattr(person, name), dtype)
+        for name, (dtype, _) in _PERSON_OPTIONAL.items():
+            if getattr(person, name) is not None:
+                arrays[_person_key(person.person_id, name)] = np.asarray(getattr(person, name), dtype)
     return arrays
 
 
@@ -171,15 +187,15 @@ class _Reader:
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
             raise self.fail(f"'{key}' is unreadable ({err}); the file is truncated or corrupt") from None
 
-    def array(self, key: str, kind: type, shape: tuple[int | None, ...]) -> np.ndarray:
+    def array(self, key: str, kind: type, shape: tuple[int | None, ...], allow_nan: bool = False) -> np.ndarray:
         a = self.get(key)
         if (kind is np.floating and a.dtype.kind != "f") or (kind is np.integer and a.dtype.kind not in "iu"):
             raise self.fail(f"'{key}' has dtype {a.dtype}, expected {kind.__name__}")
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape, strict=True)):
             want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
             raise self.fail(f"'{key}' has shape {a.shape}, expected {want}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise self.fail(f"'{key}' holds NaN or infinite values")
+        if a.dtype.kind == "f" and not (np.isfinite(a) | (allow_nan & np.isnan(a))).all():
+            raise self.fail(f"'{key}' holds {'infinite' if allow_nan else 'NaN or infinite'} values")
         return a
 
 
@@ -243,6 +259,13 @@ def _read_person(r: _Reader, pid: int, n_verts: int) -> PersonMotion:
     for name, (dtype, trailing) in _PERSON_STATIC.items():
         shape = tuple(n_verts if s == "V" else s for s in trailing)
         values[name] = r.array(_person_key(pid, name), np.floating, shape).astype(dtype)
+    for name, (dtype, trailing) in _PERSON_OPTIONAL.items():
+        key = _person_key(pid, name)
+        values[name] = r.array(key, np.floating, (n, *trailing), allow_nan=True).astype(dtype) \
+            if key in r.data.files else None
+    if values["score"] is not None and not ((values["score"] >= 0) & (values["score"] <= 1)
+                                            | np.isnan(values["score"])).all():
+        raise r.fail(f"person {pid}: 'score' outside 0..1")
     if n > 1 and not (np.diff(values["frame"]) > 0).all():
         raise r.fail(f"person {pid}: frame numbers are not strictly increasing")
     return PersonMotion(person_id=pid, **values)

@@ -1,10 +1,10 @@
 """The engine's main job: a video in, a motion file out.
 
 Two streaming passes over the clip keep memory independent of its length: the first decodes a
-downscaled copy and finds the person (BlazePose, every ``detect_every``-th frame); the boxes are
-then cleaned into a track (short gaps filled and flagged, outliers dropped, smoothed); the second
-pass decodes full frames, cuts crops, runs the backbone in batches and streams the features through
-whole-clip STAF, one contiguous run of frames with the person at a time.
+downscaled copy and finds, follows and cleans up every person (``core.people``); the second decodes
+full frames once for all chosen people, cuts their crops, runs the backbone in shared batches and
+streams each person's features through whole-clip STAF, one contiguous run of frames at a time
+(``core.inference``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,40 +22,44 @@ import torch
 from core.assets import resolve_assets_dir
 from core.camera import CROP_SCALE, default_focal
 from core.cancel import cancellable
-from core.crops import crop_person, normalise
-from core.detection import PoseDetector
 from core.errors import BadInput, NoPersonFound, OutputError
+from core.inference import run_staf_for_people
 from core.model.geometry import rotmat_to_axis_angle
-from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, autocast_for, load_models
+from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
+from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
 from core.progress import Progress, ProgressMode
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
-from core.people.smoothing import Track, build_track
-from core.video import VideoInfo, iter_frames, probe_video
+from core.video import VideoInfo, probe_video
 
-__all__ = ["ReconstructOptions", "parse_time", "reconstruct"]
+__all__ = ["ReconstructOptions", "check_output", "parse_time", "people_options", "reconstruct", "resolve_range",
+           "validate_options"]
 
 @dataclass(frozen=True)
 class ReconstructOptions:
     """Everything ``reconstruct`` can be told (the CLI flags of ``python -m core reconstruct``).
 
     start/end: a frame number ("120") or a time in seconds ("4s", "2.5s"); end is exclusive.
-    max_gap and smooth are in seconds; focal in pixels (default: the image diagonal).
+    person: "all", one id ("0") or ids ("0,2"), ids ordered by prominence (0: the most on screen);
+    max_people: keep at most this many of the most prominent. max_gap, smooth and min_track (tracks
+    shorter than this are dropped) are in seconds; focal in pixels (default: the image diagonal).
     """
 
     assets: str | None = None
     device: str = "auto"
     start: str | None = None
     end: str | None = None
-    person: int = 0
+    person: str = "all"
+    max_people: int | None = None
     batch_size: int | None = None  # None: 16 on CPU, 128 on CUDA
     precision: str = "fp32"
     detect_every: int = 2
     detect_max_side: int = 640
     max_gap: float = 0.5
     smooth: float = 0.05
+    min_track: float = 1.0
     focal: float | None = None
     crop_scale: float = CROP_SCALE
     overwrite: bool = False
@@ -77,11 +80,25 @@ def parse_time(value: str | None, fps: float, name: str) -> int | None:
     raise BadInput(f"--{name} '{value}': give a frame number (e.g. 120) or seconds (e.g. 4s or 2.5s)")
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.suffix.lower() != ".npz":
-        raise OutputError(f"{output}: the motion file must end in .npz")
+def resolve_range(info: VideoInfo, start_text: str | None, end_text: str | None) -> tuple[int, int | None]:
+    """``--start``/``--end`` as frame numbers [start, end) of the clip (end None: to the clip's end)."""
+    fps = float(info.fps)
+    start = parse_time(start_text, fps, "start") or 0
+    end = parse_time(end_text, fps, "end")
+    if end is not None and end <= start:
+        raise BadInput(f"--end ({end}) must come after --start ({start})")
+    if info.frame_count and start >= info.frame_count:
+        raise BadInput(f"--start {start} is past the clip's end ({info.frame_count} frames)")
+    return start, end
+
+
+def check_output(output: Path, overwrite: bool, suffix: str = ".npz", what: str = "the motion file") -> None:
+    """Refuse an output that cannot be written (wrong suffix, a folder, exists without --overwrite,
+    missing or unwritable folder) before any work starts."""
+    if output.suffix.lower() != suffix:
+        raise OutputError(f"{output}: {what} must end in {suffix}")
     if output.is_dir():
-        raise OutputError(f"{output}: is a folder; give a file name ending in .npz")
+        raise OutputError(f"{output}: is a folder; give a file name ending in {suffix}")
     if output.exists() and not overwrite:
         raise OutputError(f"{output}: already exists; pass --overwrite to replace it")
     parent = output.parent if str(output.parent) else Path(".")
@@ -103,68 +120,6 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _detect(info: VideoInfo, start: int, end: int | None, opts: ReconstructOptions,
-            progress: Progress) -> tuple[np.ndarray, np.ndarray, Track]:
-    """Pass 1: frame numbers, times and the person's track over [start, end)."""
-    expected = (end if end is not None else info.frame_count) - start
-    progress.stage("detect", max(expected, 0))
-    indices, times, boxes, ran = [], [], [], []
-    with PoseDetector() as detector:
-        for frame in iter_frames(info, start=start, end=end, max_side=opts.detect_max_side):
-            k = frame.index - start
-            run = k % opts.detect_every == 0
-            det = detector(frame.rgb) if run else None
-            scale = info.width / frame.rgb.shape[1]
-            indices.append(frame.index)
-            times.append(frame.time)
-            boxes.append(None if det is None else det.box * scale)
-            ran.append(run)
-            progress.advance()
-    if not indices:
-        where = f"from frame {start}" if start else "in this clip"
-        raise BadInput(f"{info.path}: no frames {where} (the clip has {info.frame_count}); check --start/--end")
-    fps = float(info.fps)
-    track = build_track(boxes, np.array(ran), max_gap=max(0, round(opts.max_gap * fps)),
-                        smooth_sigma=opts.smooth * fps)
-    return np.array(indices, np.int64), np.array(times, np.float64), track
-
-
-def _run_segments(models: StafModels, info: VideoInfo, start: int, track: Track, opts: ReconstructOptions,
-                  progress: Progress, rotmat: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor) -> None:
-    """Pass 2: fill rotmat (N, 24, 3, 3), betas (N, 10), cam (N, 3) for the frames with the person,
-    one segment at a time."""
-    n_frames = rotmat.shape[0]
-    frames = iter_frames(info, start=start, end=start + n_frames)
-    runner = models.runner(windows_per_batch=opts.batch_size, keep_vertices=False)
-    progress.stage("reconstruct", n_frames)
-    done = 0
-
-    def chunks(first: int, last: int) -> Iterator[torch.Tensor]:
-        # Runs inside the runner's inference mode and the caller's autocast.
-        nonlocal done
-        batch: list[np.ndarray] = []
-        for frame in frames:
-            k = frame.index - start
-            progress.advance(k + 1 - done)
-            done = k + 1
-            if k < first:
-                continue
-            batch.append(crop_person(frame.rgb, track.box[k], crop_scale=opts.crop_scale))
-            if len(batch) == opts.batch_size or k == last - 1:
-                yield models.features(normalise(np.stack(batch)))
-                batch = []
-            if k == last - 1:
-                return
-
-    with autocast_for(models.device, opts.precision):
-        for first, last in track.segments:
-            for part in runner.stream(chunks(first, last)):
-                rows = slice(first + part.start, first + part.start + len(part))
-                rotmat[rows], betas[rows], cam[rows] = (t.float().cpu() for t in (part.rotmat, part.betas, part.cam))
-    if n_frames > done:
-        progress.advance(n_frames - done)
-
-
 def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
     if opts.precision not in PRECISION_DTYPES:
         raise BadInput(f"--precision '{opts.precision}': use fp32, fp16 or bf16")
@@ -172,20 +127,31 @@ def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
         raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")
 
 
-def _assemble(models: StafModels, info: VideoInfo, frame_index: np.ndarray, frame_time: np.ndarray, track: Track,
-              start: int, assets: Path, smpl_path: Path, opts: ReconstructOptions, progress: Progress) -> Motion:
+def people_options(opts: ReconstructOptions) -> PeopleOptions:
+    """The people stage's settings within a run's options."""
+    return PeopleOptions(detect_every=opts.detect_every, detect_max_side=opts.detect_max_side,
+                         max_gap=opts.max_gap, smooth=opts.smooth, min_track=opts.min_track)
+
+
+def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: list[PersonTrack], start: int,
+              assets: Path, smpl_path: Path, opts: ReconstructOptions, progress: Progress) -> Motion:
     """Run pass 2 and put the motion file's contents together."""
     smpl = load_smpl_data(smpl_path)
-    n = len(frame_index)
-    rotmat, betas, cam = torch.zeros(n, 24, 3, 3), torch.zeros(n, 10), torch.zeros(n, 3)
-    _run_segments(models, info, start, track, opts, progress, rotmat, betas, cam)
-    present = track.present
+    frame_index, frame_time = found.frame_index, found.frame_time
+    bodies = run_staf_for_people(models, info, start, len(frame_index), people, batch_size=opts.batch_size,
+                                 precision=opts.precision, crop_scale=opts.crop_scale, progress=progress)
     focal = opts.focal or default_focal(info.width, info.height)
-    person = build_person(
-        0, frame=frame_index[present], time=frame_time[present],
-        pose=rotmat_to_axis_angle(rotmat[present]).numpy(), betas=betas[present].numpy(),
-        cam_crop=cam[present].numpy(), box=track.box[present], flags=track.flags[present], smpl=smpl,
-        width=info.width, height=info.height, focal=focal, crop_scale=opts.crop_scale)
+    motions = []
+    for p in people:
+        present = p.track.present
+        rows = p.first + np.flatnonzero(present)
+        body = bodies[p.person_id]
+        motions.append(build_person(
+            p.person_id, frame=frame_index[rows], time=frame_time[rows],
+            pose=rotmat_to_axis_angle(body.rotmat[present]).numpy(), betas=body.betas[present].numpy(),
+            cam_crop=body.cam[present].numpy(), box=p.track.box[present], flags=p.track.flags[present], smpl=smpl,
+            width=info.width, height=info.height, focal=focal, crop_scale=opts.crop_scale,
+            score=p.score[present], landmarks=p.landmarks[present]))
     kind = "stand-in" if (assets / STANDIN_MARKER).is_file() else "real"
     meta = make_meta(
         source={**info.as_meta(), "frame_count": max(info.frame_count, int(frame_index[-1]) + 1)},
@@ -195,7 +161,20 @@ def _assemble(models: StafModels, info: VideoInfo, frame_index: np.ndarray, fram
         options={k: v for k, v in asdict(opts).items() if k not in ("progress", "overwrite", "assets")}
         | {"device": str(models.device)},
     )
-    return motion_from_people(meta, frame_index, frame_time, smpl, [person])
+    meta["people_found"] = len(found.people)
+    return motion_from_people(meta, frame_index, frame_time, smpl, motions)
+
+
+def validate_options(opts: ReconstructOptions) -> list[int] | None:
+    """Check the options that need no file before any work starts; returns the wanted person ids
+    (None: everybody)."""
+    if (opts.batch_size is not None and opts.batch_size < 1) or opts.detect_every < 1:
+        raise BadInput("--batch-size and --detect-every must be at least 1")
+    if opts.max_people is not None and opts.max_people < 1:
+        raise BadInput(f"--max-people {opts.max_people}: give at least 1 (or leave it out for everybody)")
+    if not opts.min_track >= 0:
+        raise BadInput(f"--min-track {opts.min_track}: give a duration in seconds, 0 or more")
+    return parse_person_spec(opts.person)
 
 
 def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptions | None = None) -> Motion:
@@ -206,20 +185,11 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
     """
     opts = options or ReconstructOptions()
     video, output = Path(video), Path(output)
-    if (opts.batch_size is not None and opts.batch_size < 1) or opts.detect_every < 1:
-        raise BadInput("--batch-size and --detect-every must be at least 1")
-    if opts.person != 0:
-        raise BadInput(f"--person {opts.person}: this version tracks one person (0, the most prominent)")
-    _check_output(output, opts.overwrite)
+    wanted = validate_options(opts)
+    check_output(output, opts.overwrite)
     with cancellable():
         info = probe_video(video)
-        fps = float(info.fps)
-        start = parse_time(opts.start, fps, "start") or 0
-        end = parse_time(opts.end, fps, "end")
-        if end is not None and end <= start:
-            raise BadInput(f"--end ({end}) must come after --start ({start})")
-        if info.frame_count and start >= info.frame_count:
-            raise BadInput(f"--start {start} is past the clip's end ({info.frame_count} frames)")
+        start, end = resolve_range(info, opts.start, opts.end)
         assets = resolve_assets_dir(opts.assets)
         models = load_models(assets, device=opts.device)
         _resolve_precision(opts, models.device)
@@ -228,19 +198,19 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
         progress = Progress(opts.progress)
         try:
-            frame_index, frame_time, track = _detect(info, start, end, opts, progress)
-            if not track.segments:
-                where = "the clip" if end is None and not start else "the chosen range"
-                raise NoPersonFound(f"{video}: nobody was found in {where}; the person must be visible at a "
-                                    "reasonable size")
-            motion = _assemble(models, info, frame_index, frame_time, track, start, assets, smpl_path, opts,
-                               progress)
-            _check_output(output, opts.overwrite)
+            found = find_people(info, start, end, people_options(opts), progress)
+            where = "the clip" if end is None and not start else "the chosen range"
+            if not found.people:
+                raise NoPersonFound(f"{video}: nobody was found in {where}; people must be visible at a "
+                                    "reasonable size (at least about 1/8 of the frame's height)")
+            people = choose_people(found.people, wanted, opts.max_people, where)
+            motion = _assemble(models, info, found, people, start, assets, smpl_path, opts, progress)
+            check_output(output, opts.overwrite)
             write_motion(output, motion)
         finally:
             progress.close()
-        progress.message(stage="done", output=str(output.resolve()), frames=len(frame_index),
-                         person_frames=len(motion.people[0]))
+        progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index),
+                         people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
     if opts.preview:
         from core.preview import write_preview
 

@@ -6,7 +6,20 @@ import argparse
 
 from core.commands.assets import ASSETS_HELP
 
-__all__ = ["register"]
+__all__ = ["add_people_args", "register"]
+
+
+def add_people_args(p: argparse.ArgumentParser) -> None:
+    """The options of the people stage, shared by ``reconstruct`` and ``tracks``."""
+    p.add_argument("--detect-every", type=int, default=2, metavar="N",
+                   help="run the person detector on every N-th frame, boxes in between interpolated "
+                        "(default: %(default)s)")
+    p.add_argument("--max-gap", type=float, default=0.5, metavar="SECONDS",
+                   help="fill detection gaps up to this long, flagged as interpolated (default: %(default)s)")
+    p.add_argument("--smooth", type=float, default=0.05, metavar="SECONDS",
+                   help="box smoothing (Gaussian sigma over time; default: %(default)s)")
+    p.add_argument("--min-track", type=float, default=1.0, metavar="SECONDS",
+                   help="drop people seen for less than this long (default: %(default)s)")
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -14,16 +27,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     opts = ReconstructOptions(
         assets=args.assets, device=args.device, start=args.start, end=args.end, person=args.person,
-        batch_size=args.batch_size, precision=args.precision, detect_every=args.detect_every,
-        max_gap=args.max_gap, smooth=args.smooth, focal=args.focal, overwrite=args.overwrite,
+        max_people=args.max_people, batch_size=args.batch_size, precision=args.precision,
+        detect_every=args.detect_every, max_gap=args.max_gap, smooth=args.smooth, min_track=args.min_track,
+        focal=args.focal, overwrite=args.overwrite,
         progress=args.progress, preview=args.preview,
     )
     motion = reconstruct(args.video, args.output, opts)
     if args.progress != "json":
-        person = motion.people[0]
         kind = motion.meta["assets"]["kind"]
         note = " (STAND-IN assets: random weights, not real motion)" if kind == "stand-in" else ""
-        print(f"wrote {args.output}: {len(person)} of {len(motion.frame_index)} frames with the person{note}")
+        who = ", ".join(f"person {p.person_id}: {len(p)} frames" for p in motion.people)
+        print(f"wrote {args.output}: {len(motion.frame_index)} frames; {who}{note}")
     return 0
 
 
@@ -35,17 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--start", help="first frame: a frame number (120) or seconds (4s); default: the start")
     p.add_argument("--end", help="end (exclusive): a frame number or seconds; default: the end")
-    p.add_argument("--person", type=int, default=0, help="which track (default: 0, the main person)")
+    p.add_argument("--person", default="all", metavar="all|ID[,ID...]",
+                   help="who to reconstruct: all, or track ids such as 0 or 0,2; ids are ordered by how much "
+                        "each person is on screen, 0 the most (default: %(default)s)")
+    p.add_argument("--max-people", type=int, metavar="N", help="keep at most the N most prominent people")
     p.add_argument("--batch-size", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                    help="network precision; fp16 needs CUDA (default: %(default)s)")
-    p.add_argument("--detect-every", type=int, default=2, metavar="N",
-                   help="run the person detector on every N-th frame, boxes in between interpolated "
-                        "(default: %(default)s)")
-    p.add_argument("--max-gap", type=float, default=0.5, metavar="SECONDS",
-                   help="fill detection gaps up to this long, flagged as interpolated (default: %(default)s)")
-    p.add_argument("--smooth", type=float, default=0.05, metavar="SECONDS",
-                   help="box smoothing (Gaussian sigma over time; default: %(default)s)")
+    add_people_args(p)
     p.add_argument("--focal", type=float, metavar="PIXELS",
                    help="camera focal length for the root translation (default: the image diagonal)")
     p.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",

@@ -1,0 +1,183 @@
+"""The people stage of a run: one streaming pass over a clip that finds, follows and cleans up every
+person, and hands over their tracks ordered by prominence (id 0 = the most on screen)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import BadInput
+from core.people.finder import PeopleFinder
+from core.people.smoothing import Track, build_track
+from core.people.tracker import IdentityTracker, RawTrack
+from core.progress import Progress
+from core.video import VideoInfo, iter_frames
+
+__all__ = ["PeopleOptions", "PeopleResult", "PersonTrack", "choose_people", "find_people", "parse_person_spec"]
+
+
+@dataclass(frozen=True)
+class PeopleOptions:
+    """How people are found and followed. Times in seconds.
+
+    detect_every: analyse every k-th frame (boxes in between interpolated); detect_max_side: the
+    analysed image's longer side; sweep: how often the detector looks for newcomers; max_gap:
+    longest detection gap filled in; smooth: box smoothing; min_track: shorter tracks are dropped;
+    remember: how long a person who left can come back with the same id.
+    """
+
+    detect_every: int = 2
+    detect_max_side: int = 640
+    sweep: float = 1.0
+    max_gap: float = 0.5
+    smooth: float = 0.05
+    min_track: float = 1.0
+    remember: float = 10.0
+
+
+@dataclass(frozen=True)
+class PersonTrack:
+    """One person over the frames ``first .. first + len(track.box) - 1`` (numbered from the start
+    of the analysed range): the cleaned box track, and where the person was observed, the presence
+    score (NaN elsewhere) and 2D landmarks (33, 3) (x, y pixels, visibility; NaN elsewhere)."""
+
+    person_id: int
+    first: int
+    track: Track
+    score: np.ndarray
+    landmarks: np.ndarray
+    share: float  # mean share of the frame's area the box covers, over the frames with the person
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        """Runs [start, end) of consecutive frames with the person, in range-local frame numbers."""
+        return [(self.first + s, self.first + e) for s, e in self.track.segments]
+
+    @property
+    def frames_seen(self) -> int:
+        return int(self.track.present.sum())
+
+
+@dataclass(frozen=True)
+class PeopleResult:
+    """Frame numbers (N,) and times (N,) of the analysed range, and the people in it by id."""
+
+    frame_index: np.ndarray
+    frame_time: np.ndarray
+    people: list[PersonTrack]
+
+
+def parse_person_spec(spec: str | int | None) -> list[int] | None:
+    """``--person``: "all" (or None) -> None; "0" or "0,2" -> [0, 2]. Raises BadInput on bad syntax."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
+        return None
+    text = str(spec).strip()
+    if not re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        raise BadInput(f"--person '{spec}': give 'all', one id (0) or ids separated by commas (0,2)")
+    return sorted({int(p) for p in text.split(",")})
+
+
+def choose_people(people: list[PersonTrack], wanted: list[int] | None, max_people: int | None,
+                  source: str) -> list[PersonTrack]:
+    """The people a run keeps: the ``wanted`` ids (all when None), at most ``max_people`` of the most
+    prominent. An id the clip does not have is a BadInput naming the ids there are."""
+    pool = people[:max_people] if max_people else people
+    if wanted is None:
+        return pool
+    have = {p.person_id for p in pool}
+    missing = [i for i in wanted if i not in have]
+    if missing:
+        there = f"people {min(have)}-{max(have)}" if len(have) > 1 else "one person (id 0)"
+        limit = f" within --max-people {max_people}" if max_people and len(people) > len(pool) else ""
+        raise BadInput(f"--person {','.join(map(str, missing))}: {source} has {there}{limit}; "
+                       "list them with 'python -m core tracks VIDEO'")
+    return [p for p in pool if p.person_id in wanted]
+
+
+def _clean(raw: RawTrack, ran: np.ndarray, every: int, scale: float, opts: PeopleOptions,
+           fps: float) -> tuple[int, Track, np.ndarray, np.ndarray]:
+    first, end = raw.frames[0], min(len(ran), raw.frames[-1] + every)
+    boxes: list[np.ndarray | None] = [None] * (end - first)
+    score = np.full(end - first, np.nan, np.float32)
+    marks = np.full((end - first, 33, 3), np.nan, np.float32)
+    for f, box, s, lm in zip(raw.frames, raw.boxes, raw.scores, raw.landmarks, strict=True):
+        boxes[f - first] = box * scale
+        score[f - first] = s
+        marks[f - first] = lm * np.array([scale, scale, 1], np.float32)
+    track = build_track(boxes, ran[first:end], max_gap=max(0, round(opts.max_gap * fps)),
+                        smooth_sigma=opts.smooth * fps)
+    return first, track, score, marks
+
+
+def _look_back(finder: PeopleFinder, tracker: IdentityTracker, track: RawTrack,
+               recent: deque[tuple[int, np.ndarray]]) -> None:
+    """A person first found now was often there already (the detector sweeps only now and then):
+    follow them backwards through the recent analysed frames while the landmark model still sees
+    them and nobody else was observed there."""
+    roi = track.next_roi
+    before = track.frames[-2] if len(track.frames) > 1 else -1
+    for k, rgb in reversed(recent):
+        if k <= before:
+            return
+        obs = finder.observe(rgb, roi)
+        if obs is None or tracker.occupied(k, obs.box, track):
+            return
+        track.insert(k, obs)
+        roi = obs.next_roi
+
+
+def find_people(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, progress: Progress,
+                threads: int | None = None) -> PeopleResult:
+    """Pass 1 over frames [start, end): everyone found, followed and cleaned up, ordered by prominence."""
+    fps = float(info.fps)
+    every = opts.detect_every
+    sweep_every = max(1, round(opts.sweep * fps / every))
+    tracker = IdentityTracker(coast=max(every, round(fps)), remember=max(every, round(opts.remember * fps)))
+    expected = (end if end is not None else info.frame_count) - start
+    progress.stage("detect", max(expected, 0))
+    indices, times, ran = [], [], []
+    scale = 1.0
+    finder = PeopleFinder(threads=threads or min(2, os.cpu_count() or 1))
+    analysed = 0
+    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=sweep_every)  # for looking back at newcomers
+    for frame in iter_frames(info, start=start, end=end, max_side=opts.detect_max_side):
+        k = frame.index - start
+        run = k % every == 0
+        if run:
+            # Tiles (small people) once per sweep period; the whole frame every other analysed frame.
+            sweep = "full" if analysed % sweep_every == 0 else "coarse" if analysed % 2 == 0 else "none"
+            observations = finder(frame.rgb, tracker.expected_regions(k), sweep=sweep)
+            tracker.update(k, frame.rgb, observations)
+            for track in tracker.started + tracker.revived:
+                _look_back(finder, tracker, track, recent)
+            recent.append((k, frame.rgb))
+            analysed += 1
+        scale = info.width / frame.rgb.shape[1]
+        indices.append(frame.index)
+        times.append(frame.time)
+        ran.append(run)
+        progress.advance()
+    if not indices:
+        where = f"from frame {start}" if start else "in this clip"
+        raise BadInput(f"{info.path}: no frames {where} (the clip has {info.frame_count}); check --start/--end")
+    n = len(indices)
+    ran_arr = np.array(ran)
+    min_frames = max(1, min(round(opts.min_track * fps), n // 2))
+    kept = []
+    area = float(info.width * info.height)
+    for raw in tracker.tracks():
+        first, track, score, marks = _clean(raw, ran_arr, every, scale, opts, fps)
+        seen = int(track.present.sum())
+        if seen < min_frames:
+            continue
+        boxes = track.box[track.present]
+        share = float(np.mean(boxes[:, 2] * boxes[:, 3]) / area)
+        kept.append((share * seen, first, raw.key, first, track, score, marks, share))
+    kept.sort(key=lambda row: (-row[0], row[1], row[2]))
+    people = [PersonTrack(pid, first, track, score, marks, share)
+              for pid, (_, _, _, first, track, score, marks, share) in enumerate(kept)]
+    return PeopleResult(np.array(indices, np.int64), np.array(times, np.float64), people)
