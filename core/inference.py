@@ -44,7 +44,7 @@ def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frame
     """Results per person id over frames [start, start + n_frames) of the clip."""
     out = {p.person_id: BodyResults(torch.zeros(len(p.track.box), 24, 3, 3), torch.zeros(len(p.track.box), 10),
                                     torch.zeros(len(p.track.box), 3)) for p in people}
-    runs = sorted((s, e, p) for p in people for s, e in p.segments)  # (start, end, person), range-local
+    runs = sorted(((s, e, p) for p in people for s, e in p.segments), key=lambda r: (r[0], r[2].person_id))
     last = max((e for _, e, _ in runs), default=0)
     runner = models.runner(windows_per_batch=batch_size, keep_vertices=False)
     open_runs: dict[tuple[int, int], tuple[PersonTrack, SegmentStream, int]] = {}  # key: (person id, start)

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from core.crops import crop_person, normalise
-from core.detection import PoseDetector
 from core.model.load import autocast_for, load_models
-from core.reconstruct import ReconstructOptions, reconstruct
+from core.people.stage import find_people
+from core.progress import Progress
+from core.reconstruct import ReconstructOptions, people_options, reconstruct
 from core.sample_clip import write_sample_clip
 from core.video import iter_frames, probe_video
 
@@ -55,12 +56,12 @@ def stage_rates(clip: Path, models, opts: ReconstructOptions) -> dict[str, float
     info = probe_video(clip)
     frames, t_decode = timed(lambda: [f.rgb for f in iter_frames(info)])
     n = len(frames)
-    small = [f.rgb for f in iter_frames(info, max_side=opts.detect_max_side)]
-    with PoseDetector() as det:
-        dets, t_detect = timed(lambda: [det(im) for im in small[:: opts.detect_every]])
-    scale = info.width / small[0].shape[1]
-    box = next((d.box * scale for d in dets if d is not None), np.array([info.width / 2, info.height / 2,
-                                                                           info.width / 3, info.height / 2]))
+    _, t_small = timed(lambda: [f.rgb for f in iter_frames(info, max_side=opts.detect_max_side)])
+    # The people stage (detection and tracking of everybody) less its own decoding of the small frames.
+    found, t_people = timed(find_people, info, 0, None, people_options(opts), Progress("none"))
+    t_detect = max(t_people - t_small, 1e-9)
+    box = (found.people[0].track.box[0] if found.people
+           else np.array([info.width / 2, info.height / 2, info.width / 3, info.height / 2]))
     crops, t_crop = timed(lambda: normalise(np.stack([crop_person(f, box) for f in frames])))
     def backbone():
         with torch.inference_mode(), autocast_for(models.device, opts.precision):
