@@ -83,9 +83,10 @@ def _interpreter(path: Path, threads: int):
 
     from core.people.quiet import quiet_stderr
 
-    with quiet_stderr():  # the runtime announces its XNNPACK delegate on stderr
+    with quiet_stderr():  # the runtime announces its XNNPACK delegate on stderr (at the first run)
         interp = Interpreter(model_path=str(path), num_threads=threads)
         interp.allocate_tensors()
+        interp.invoke()
     return interp
 
 
