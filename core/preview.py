@@ -35,7 +35,7 @@ PERSON_COLOURS: tuple[tuple[int, int, int], ...] = (
     (60, 215, 200),  # 6 teal
     (235, 70, 70),  # 7 red
 )
-_LIGHT = np.array([0.3, -0.5, -1.0]) / np.linalg.norm([0.3, -0.5, -1.0])  # from the camera, a bit above
+_LIGHT = np.array([0.3, -0.5, -1.0]) / np.linalg.norm([0.3, -0.5, -1.0])  # towards the light: the camera side (-z), a bit above (-y)
 
 
 def person_colour(person_id: int) -> tuple[int, int, int]:
@@ -61,7 +61,7 @@ def _faces_of(vertices: np.ndarray, faces: np.ndarray, focal: float, full_w: flo
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
     centre = tri.mean(1)
     facing = (normal * centre).sum(1) < 0  # towards the camera
-    shade = np.clip(-(normal @ _LIGHT), 0.0, 1.0) * 0.7 + 0.3
+    shade = np.clip(normal @ _LIGHT, 0.0, 1.0) * 0.7 + 0.3
     keep = np.flatnonzero(facing & (z[faces].min(1) > 1e-3))
     pts = np.round(px[faces[keep]] * 16).astype(np.int32)  # 4 bits of sub-pixel precision
     return pts, centre[keep, 2], shade[keep]
