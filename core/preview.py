@@ -35,7 +35,8 @@ PERSON_COLOURS: tuple[tuple[int, int, int], ...] = (
     (60, 215, 200),  # 6 teal
     (235, 70, 70),  # 7 red
 )
-_LIGHT = np.array([0.3, -0.5, -1.0]) / np.linalg.norm([0.3, -0.5, -1.0])  # towards the light: the camera side (-z), a bit above (-y)
+# Towards the light: the camera's side (-z), a bit above (-y).
+_LIGHT = np.array([0.3, -0.5, -1.0]) / np.linalg.norm([0.3, -0.5, -1.0])
 
 
 def person_colour(person_id: int) -> tuple[int, int, int]:
