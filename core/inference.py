@@ -44,6 +44,7 @@ def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frame
     """Results per person id over frames [start, start + n_frames) of the clip."""
     out = {p.person_id: BodyResults(torch.zeros(len(p.track.box), 24, 3, 3), torch.zeros(len(p.track.box), 10),
                                     torch.zeros(len(p.track.box), 3)) for p in people}
+    # Each person's runs of frames [start, end), range-local, in order of start.
     runs = sorted(((s, e, p) for p in people for s, e in p.segments), key=lambda r: (r[0], r[2].person_id))
     last = max((e for _, e, _ in runs), default=0)
     runner = models.runner(windows_per_batch=batch_size, keep_vertices=False)
@@ -68,18 +69,17 @@ def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frame
         pending.clear()
 
     done = 0
+    upcoming = 0  # runs[upcoming:] have not started yet
     with torch.inference_mode(), autocast_for(models.device, precision):
         for frame in iter_frames(info, start=start, end=start + min(n_frames, last)):
             k = frame.index - start
-            for s, e, person in runs:
-                if s > k:
-                    break
-                if k < e:
-                    key = (person.person_id, s)
-                    if key not in open_runs:
-                        open_runs[key] = (person, runner.segment(), e)
-                    box = person.track.box[k - person.first]
-                    pending.append((key, crop_person(frame.rgb, box, crop_scale=crop_scale)))
+            while upcoming < len(runs) and runs[upcoming][0] <= k:
+                s, e, person = runs[upcoming]
+                open_runs[(person.person_id, s)] = (person, runner.segment(), e)
+                upcoming += 1
+            for key, (person, _, _) in open_runs.items():
+                box = person.track.box[k - person.first]
+                pending.append((key, crop_person(frame.rgb, box, crop_scale=crop_scale)))
             ending = [key for key, (_, _, e) in open_runs.items() if e == k + 1]
             if len(pending) >= batch_size or ending:
                 flush()

@@ -19,7 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from people_clips import build_people_clip, match_tracks, require_videos  # noqa: E402
+from people_clips import build_people_clip, require_videos  # noqa: E402
+from people_scoring import match_tracks  # noqa: E402
 
 from core.people.stage import PeopleOptions, find_people  # noqa: E402
 from core.progress import Progress  # noqa: E402

@@ -185,7 +185,7 @@ def _track_boxes(found) -> dict[int, np.ndarray]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["side", "crossing", "leave", "crowd"])
 def test_everyone_found_and_nobody_swapped(clips, name):
-    from people_clips import match_tracks
+    from people_scoring import match_tracks
 
     clip = clips[name]
     found = find_people(probe_video(clip.path), 0, None, PeopleOptions(), Progress("none"))

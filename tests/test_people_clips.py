@@ -8,7 +8,8 @@ import av
 import numpy as np
 import people_clips as pc
 import pytest
-from people_clips import PeopleClip, build_people_clip, match_tracks, require_videos
+from people_clips import PeopleClip, build_people_clip, require_videos
+from people_scoring import iou, match_tracks
 
 # --- the matcher on hand-made ground truth (no videos needed) -------------------------------------------------
 
@@ -176,7 +177,7 @@ def test_ideal_tracker_scores_perfectly(clips, kind, n):
 def test_side_by_side_never_overlaps(clips):
     clip = clips["side_by_side", 2]
     assert (clip.visible == 1).all()
-    assert max(pc.iou(clip.boxes[0, i : i + 1], clip.boxes[1, i : i + 1])[0, 0] for i in range(90)) == 0
+    assert max(iou(clip.boxes[0, i : i + 1], clip.boxes[1, i : i + 1])[0, 0] for i in range(90)) == 0
     assert (clip.boxes[0, :, 0] < clip.boxes[1, :, 0]).all()
     assert (clip.boxes[:, :, 3] > 0.5 * 540).all()
 
@@ -185,7 +186,7 @@ def test_side_by_side_never_overlaps(clips):
 def test_crossing_overlaps_and_swaps_sides(clips):
     clip = clips["crossing", 2]
     front, back = clip.names.index("runner"), clip.names.index("runner_tinted")
-    overlap = np.array([pc.iou(clip.boxes[front, i : i + 1], clip.boxes[back, i : i + 1])[0, 0] for i in range(120)])
+    overlap = np.array([iou(clip.boxes[front, i : i + 1], clip.boxes[back, i : i + 1])[0, 0] for i in range(120)])
     assert overlap.max() > 0.3 and (overlap > 0).sum() >= 15
     assert clip.visible[back].min() < 0.2  # nearly hidden behind the front one at the crossing
     assert (clip.visible[back, overlap == 0] == 1).all()
@@ -222,7 +223,7 @@ def test_crowd_sizes_and_positions(clips):
             assert 1 / 8 <= heights.min() <= 1 / 6
         for p in range(n):
             for q in range(p):
-                assert max(pc.iou(clip.boxes[p, i : i + 1], clip.boxes[q, i : i + 1])[0, 0] for i in range(90)) == 0
+                assert max(iou(clip.boxes[p, i : i + 1], clip.boxes[q, i : i + 1])[0, 0] for i in range(90)) == 0
     assert clips["crowd", 4].names[:2] == clips["crowd", 2].names
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -167,8 +167,8 @@ def find_people(info: VideoInfo, start: int, end: int | None, opts: PeopleOption
     n = len(indices)
     ran_arr = np.array(ran)
     min_frames = max(1, min(round(opts.min_track * fps), n // 2))
-    kept = []
     area = float(info.width * info.height)
+    kept: list[tuple[float, int, int, PersonTrack]] = []  # (prominence, first frame, creation order, person)
     for raw in tracker.tracks():
         first, track, score, marks = _clean(raw, ran_arr, every, scale, opts, fps)
         seen = int(track.present.sum())
@@ -176,8 +176,7 @@ def find_people(info: VideoInfo, start: int, end: int | None, opts: PeopleOption
             continue
         boxes = track.box[track.present]
         share = float(np.mean(boxes[:, 2] * boxes[:, 3]) / area)
-        kept.append((share * seen, first, raw.key, first, track, score, marks, share))
+        kept.append((share * seen, first, raw.key, PersonTrack(-1, first, track, score, marks, share)))
     kept.sort(key=lambda row: (-row[0], row[1], row[2]))
-    people = [PersonTrack(pid, first, track, score, marks, share)
-              for pid, (_, _, _, first, track, score, marks, share) in enumerate(kept)]
+    people = [replace(row[3], person_id=pid) for pid, row in enumerate(kept)]
     return PeopleResult(np.array(indices, np.int64), np.array(times, np.float64), people)

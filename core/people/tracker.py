@@ -143,14 +143,8 @@ class IdentityTracker:
             out.append(Roi(r.cx + float(shift[0]), r.cy + float(shift[1]), r.size, r.rotation))
         return out
 
-    @property
-    def missing_any(self) -> bool:
-        """Whether some track went unmatched in the latest frame."""
-        return bool(self.active) and any(t.last != self._frame for t in self.active)
-
     def update(self, frame: int, rgb: np.ndarray, observations: list[Observation]) -> None:
         """Assign ``observations`` of analysed frame ``frame`` (increasing) in image ``rgb``."""
-        self._frame = frame
         looks = [self._clean_look(rgb, o, observations) for o in observations]
         free = list(range(len(observations)))
         if self.active and observations:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,3 +56,34 @@ def empty_scene():
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield bpy.context.scene
+
+
+@pytest.fixture(scope="session")
+def fake_package(tmp_path_factory) -> Path:
+    """A folder that, on PYTHONPATH, makes ``python -m core`` the fake engine (tests/blender/fake_engine.py)."""
+    from fake_engine import make_fake_engine_package
+
+    return make_fake_engine_package(tmp_path_factory.mktemp("fake_engine"))
+
+
+@pytest.fixture()
+def fake_engine(addon, fake_package, tmp_path, monkeypatch) -> Callable[[Path], SimpleNamespace]:
+    """Set up the panel to reconstruct a clip through the fake engine, which "produces" ``motion``.
+
+    Blender's own Python (this interpreter) finds the fake engine on PYTHONPATH. Returns the clip,
+    the file where the engine logs its arguments, the panel's settings and the motion file."""
+    import bpy
+
+    def setup(motion: Path) -> SimpleNamespace:
+        monkeypatch.setenv("PYTHONPATH", str(fake_package))
+        monkeypatch.setenv("FAKE_ENGINE_MOTION", str(motion))
+        monkeypatch.setenv("FAKE_ENGINE_LOG", str(tmp_path / "args.json"))
+        for key in ("FAKE_ENGINE_MODE", "FAKE_ENGINE_DELAY", "FAKE_ENGINE_STEPS"):
+            monkeypatch.delenv(key, raising=False)
+        video = tmp_path / "dance.mp4"
+        video.write_bytes(b"the fake engine only checks that the clip exists")
+        settings = bpy.context.scene.staf
+        settings.clip_path, settings.device = str(video), "cpu"
+        return SimpleNamespace(video=video, log=tmp_path / "args.json", settings=settings, motion=motion)
+
+    return setup

@@ -16,13 +16,6 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "batch.py"
 
 
-@pytest.fixture(scope="module")
-def fake_package(tmp_path_factory):
-    from fake_engine import make_fake_engine_package
-
-    return make_fake_engine_package(tmp_path_factory.mktemp("fake_engine"))
-
-
 def batch(*args, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_ENGINE_", "STAF_"))}
     full_env.pop("PYTHONPATH", None)

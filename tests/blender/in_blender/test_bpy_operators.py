@@ -15,27 +15,10 @@ from staf_blender.operators import STAF_OT_reconstruct_video
 from staf_blender.session import Reconstruction
 
 
-@pytest.fixture(scope="module")
-def fake_package(tmp_path_factory):
-    from fake_engine import make_fake_engine_package
-
-    return make_fake_engine_package(tmp_path_factory.mktemp("fake_engine"))
-
-
 @pytest.fixture()
-def engine(addon, ref, fake_package, tmp_path, monkeypatch):
-    """Blender's own Python (this interpreter) finds the fake engine on PYTHONPATH."""
-    monkeypatch.setenv("PYTHONPATH", str(fake_package))
-    monkeypatch.setenv("FAKE_ENGINE_MOTION", str(ref / "walk.npz"))
-    monkeypatch.setenv("FAKE_ENGINE_LOG", str(tmp_path / "args.json"))
-    for key in ("FAKE_ENGINE_MODE", "FAKE_ENGINE_DELAY", "FAKE_ENGINE_STEPS"):
-        monkeypatch.delenv(key, raising=False)
-    video = tmp_path / "dance.mp4"
-    video.write_bytes(b"the fake engine only checks that the clip exists")
-    settings = bpy.context.scene.staf
-    settings.clip_path = str(video)
-    settings.device = 'cpu'
-    return SimpleNamespace(video=video, log=tmp_path / "args.json", settings=settings, motion=ref / "walk.npz")
+def engine(ref, fake_engine):
+    """The panel set up to reconstruct a clip whose engine run produces the walk."""
+    return fake_engine(ref / "walk.npz")
 
 
 def test_registration_in_order_and_back(addon):

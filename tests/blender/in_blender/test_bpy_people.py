@@ -89,26 +89,10 @@ def test_bad_people_text_in_the_import_operator(ref, addon):
     assert snapshot() == before and len(bpy.context.scene.staf.tracks) == 0
 
 
-@pytest.fixture(scope="module")
-def fake_package(tmp_path_factory):
-    from fake_engine import make_fake_engine_package
-
-    return make_fake_engine_package(tmp_path_factory.mktemp("fake_engine"))
-
-
 @pytest.fixture()
-def engine(addon, ref, fake_package, tmp_path, monkeypatch):
+def engine(ref, fake_engine):
     """The panel set up to reconstruct a clip whose engine run finds the trio."""
-    monkeypatch.setenv("PYTHONPATH", str(fake_package))
-    monkeypatch.setenv("FAKE_ENGINE_MOTION", str(ref / "trio.npz"))
-    monkeypatch.setenv("FAKE_ENGINE_LOG", str(tmp_path / "args.json"))
-    for key in ("FAKE_ENGINE_MODE", "FAKE_ENGINE_DELAY", "FAKE_ENGINE_STEPS"):
-        monkeypatch.delenv(key, raising=False)
-    video = tmp_path / "dance.mp4"
-    video.write_bytes(b"the fake engine only checks that the clip exists")
-    settings = bpy.context.scene.staf
-    settings.clip_path, settings.device = str(video), 'cpu'
-    return SimpleNamespace(video=video, log=tmp_path / "args.json", settings=settings)
+    return fake_engine(ref / "trio.npz")
 
 
 def engine_args(engine) -> str:
