@@ -227,12 +227,23 @@ def test_crowd_sizes_and_positions(clips):
     assert clips["crowd", 4].names[:2] == clips["crowd", 2].names
 
 
+def _decoded_difference(a: Path, b: Path) -> float:
+    """Mean absolute difference (grey levels) between the decoded frames of two clips of equal length."""
+    with av.open(str(a)) as ca, av.open(str(b)) as cb:
+        fa = [f.to_ndarray(format="rgb24").astype(np.int16) for f in ca.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24").astype(np.int16) for f in cb.decode(video=0)]
+    assert len(fa) == len(fb)
+    return float(np.mean([np.abs(x - y).mean() for x, y in zip(fa, fb, strict=True)]))
+
+
 @pytest.mark.slow
 def test_deterministic_and_seeded(clips, tmp_path):
     first = clips["crowd", 1]
     again = build_people_clip("crowd", tmp_path, n_people=1, seed=0)
     np.testing.assert_array_equal(again.boxes, first.boxes)
     np.testing.assert_array_equal(again.visible, first.visible)
-    assert again.path.read_bytes() == first.path.read_bytes()
+    # The same frames: compared decoded, since the H.264 bytes were seen to differ once in a full
+    # suite run (the encoder's output is not ours to promise), with the composed frames equal.
+    assert _decoded_difference(again.path, first.path) < 0.5
     other = build_people_clip("crowd", tmp_path, n_people=1, seed=1)
     assert other.path != again.path and not np.array_equal(other.boxes, again.boxes, equal_nan=True)
