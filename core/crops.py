@@ -18,12 +18,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def crop_person(rgb: np.ndarray, box: np.ndarray, *, crop_scale: float = CROP_SCALE,
                 size: int = CROP_SIZE) -> np.ndarray:
     """Cut the square of side ``crop_scale * max(w, h)`` centred on box (cx, cy, w, h) from an RGB
-    image (H, W, 3) uint8 and resize it to (size, size, 3); outside the image is black."""
+    image (H, W, 3) uint8 and resize it to (size, size, 3); outside the image is black.
+
+    Source pixel (cx + dx, cy + dy) goes to crop pixel (size/2 + dx * scale, size/2 + dy * scale), with
+    scale = size / side, in OpenCV's convention (integer coordinates at pixel centres)."""
     cx, cy, w, h = (float(v) for v in box)
     side = crop_scale * max(w, h)
     scale = size / side
-    # Pixel centres: the crop's centre (size-1)/2 maps to (cx, cy).
-    m = np.array([[scale, 0, (size - 1) / 2 - scale * cx], [0, scale, (size - 1) / 2 - scale * cy]])
+    # The box centre lands on crop pixel size/2 (112 of 224), as in the published release, whose
+    # weights were trained on crops cut that way (the pixel-centre midpoint would be 111.5).
+    m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
     return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(0, 0, 0))
 
