@@ -11,12 +11,25 @@ It depends on numpy and the standard library only, so the Blender add-on ships a
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .motion_schema import (
+    FILE_ARRAYS,
+    MAX_FILE_BYTES,
+    MAX_PEOPLE,
+    MAX_RATIO,
+    PERSON_ARRAYS,
+    PERSON_OPTIONAL,
+    ArraySpec,
+    check_array,
+    check_meta,
+    member_bound,
+)
+from .npz_archive import ArchiveLimits, NpzArchive
 
 __all__ = [
     "FLAG_DETECTED",
@@ -37,9 +50,6 @@ FORMAT_VERSION = 1
 FLAG_DETECTED = 1  # the person's box was detected in this frame
 FLAG_INTERPOLATED = 2  # the box was filled in from neighbouring frames (a short detection gap)
 
-N_JOINTS = 24
-N_BETAS = 10
-N_LANDMARKS = 33
 
 
 class MotionFormatError(ValueError):
@@ -117,32 +127,6 @@ class Motion:
         raise KeyError(f"no person {person_id} in this motion file (people: {ids})")
 
 
-_PERSON_FIELDS = {
-    # name: (dtype, trailing shape; "V" = vertices)
-    "frame": (np.int64, ()),
-    "time": (np.float64, ()),
-    "pose": (np.float32, (N_JOINTS, 3)),
-    "betas": (np.float32, (N_BETAS,)),
-    "cam_crop": (np.float32, (3,)),
-    "cam_full": (np.float32, (4,)),
-    "translation": (np.float32, (3,)),
-    "box": (np.float32, (4,)),
-    "flags": (np.uint8, ()),
-}
-_PERSON_STATIC = {
-    "shape": (np.float32, (N_BETAS,)),
-    "rest_vertices": (np.float32, ("V", 3)),
-    "rest_joints": (np.float32, (N_JOINTS, 3)),
-}
-
-
-_PERSON_OPTIONAL = {
-    # name: (dtype, trailing shape); NaN marks frames without an observation
-    "score": (np.float32, ()),
-    "landmarks": (np.float32, (N_LANDMARKS, 3)),
-}
-
-
 def _person_key(person_id: int, name: str) -> str:
     return f"person_{person_id}/{name}"
 
@@ -163,109 +147,124 @@ def motion_arrays(motion: Motion) -> dict[str, np.ndarray]:
         "person_ids": np.array([p.person_id for p in motion.people], dtype=np.int64),
     }
     for person in motion.people:
-        for name, (dtype, _) in {**_PERSON_FIELDS, **_PERSON_STATIC}.items():
-            arrays[_person_key(person.person_id, name)] = np.asarray(getattr(person, name), dtype)
-        for name, (dtype, _) in _PERSON_OPTIONAL.items():
+        for name, spec in {**PERSON_ARRAYS, **PERSON_OPTIONAL}.items():
             if getattr(person, name) is not None:
-                arrays[_person_key(person.person_id, name)] = np.asarray(getattr(person, name), dtype)
+                arrays[_person_key(person.person_id, name)] = np.asarray(getattr(person, name), spec.dtype)
     return arrays
 
 
+_LIMITS = ArchiveLimits(
+    max_members=len(FILE_ARRAYS) + MAX_PEOPLE * (len(PERSON_ARRAYS) + len(PERSON_OPTIONAL)) + 100,
+    max_total_bytes=MAX_FILE_BYTES,
+    max_ratio=MAX_RATIO,
+)
+_REDO = "re-create it with 'python -m core reconstruct'"
+
+
 class _Reader:
-    def __init__(self, path: Path, data: Any) -> None:
+    def __init__(self, path: Path, archive: NpzArchive) -> None:
         self.path = path
-        self.data = data
+        self.archive = archive
+        self.dims: dict[str, int] = {}
 
     def fail(self, problem: str) -> MotionFormatError:
         return MotionFormatError(f"{self.path}: {problem}")
 
     def get(self, key: str) -> np.ndarray:
-        if key not in self.data.files:
-            raise self.fail(f"not a complete motion file: '{key}' is missing")
-        try:
-            return self.data[key]
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-            raise self.fail(f"'{key}' is unreadable ({err}); the file is truncated or corrupt") from None
+        if key not in self.archive:
+            raise self.fail(f"not a complete motion file: '{key}' is missing; {_REDO}")
+        return self.archive.read(key)
 
-    def array(self, key: str, kind: type, shape: tuple[int | None, ...], allow_nan: bool = False) -> np.ndarray:
+    def array(self, key: str, spec: ArraySpec, **dims: int) -> np.ndarray:
+        """Member ``key`` checked against ``spec`` (shape letters from ``self.dims`` and ``dims``)."""
         a = self.get(key)
-        if (kind is np.floating and a.dtype.kind != "f") or (kind is np.integer and a.dtype.kind not in "iu"):
-            raise self.fail(f"'{key}' has dtype {a.dtype}, expected {kind.__name__}")
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape, strict=True)):
-            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-            raise self.fail(f"'{key}' has shape {a.shape}, expected {want}")
-        if a.dtype.kind == "f" and not (np.isfinite(a) | (allow_nan & np.isnan(a))).all():
-            raise self.fail(f"'{key}' holds {'infinite' if allow_nan else 'NaN or infinite'} values")
-        return a
+        problem = check_array(a, spec, {**self.dims, **dims})
+        if problem:
+            raise self.fail(f"'{key}' {problem}; {_REDO}")
+        return a.astype(spec.dtype, copy=False)
 
 
 def read_motion(path: str | Path) -> Motion:
-    """Read and validate a motion file; raises MotionFormatError with one line on any problem."""
+    """Read and validate a motion file; raises MotionFormatError with one line on any problem.
+
+    Every field is checked for type, shape and range (core/motion_schema.py), and memory stays
+    within the bounds of docs/motion-format.md ("Limits") whatever the file declares."""
     path = Path(path)
-    if not path.is_file():
-        raise MotionFormatError(f"{path}: motion file not found")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise MotionFormatError(f"{path}: not a motion file (not a readable .npz: {err})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise MotionFormatError(f"{path}: not a motion file (a single array, not an .npz archive)")
-    with data:
-        r = _Reader(path, data)
-        if "format" not in data.files or str(r.get("format")) != FORMAT_NAME:
-            raise r.fail(f"not a motion file (no '{FORMAT_NAME}' marker): write one with 'python -m core reconstruct'")
-        version = int(r.get("version"))
-        if version > FORMAT_VERSION:
-            raise r.fail(f"motion file version {version} is newer than this reader's ({FORMAT_VERSION}): "
-                         "update the add-on")
-        if version < 1:
-            raise r.fail(f"invalid motion file version {version}")
-        try:
-            meta = json.loads(str(r.get("meta")))
-            fps_num, fps_den = int(meta["source"]["fps_num"]), int(meta["source"]["fps_den"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise r.fail("'meta' is not valid JSON with source.fps_num and source.fps_den") from None
-        if fps_num <= 0 or fps_den <= 0:
-            raise r.fail(f"invalid frame rate {fps_num}/{fps_den}")
+        if not path.is_file():
+            raise MotionFormatError(f"{path}: motion file not found")
+    except (OSError, ValueError) as err:  # a name the system refuses (too long, NUL)
+        raise MotionFormatError(f"{path}: cannot be opened ({err})") from None
 
-        frame_index = r.array("frame_index", np.integer, (None,)).astype(np.int64)
-        frame_time = r.array("frame_time", np.floating, (frame_index.shape[0],)).astype(np.float64)
-        names = r.get("joint_names")
-        if names.dtype.kind != "U" or names.shape != (N_JOINTS,):
-            raise r.fail(f"'joint_names' must be {N_JOINTS} strings, got {names.dtype} {names.shape}")
-        parents = r.array("parents", np.integer, (N_JOINTS,)).astype(np.int32)
-        if parents[0] != -1 or any(not 0 <= parents[j] < j for j in range(1, N_JOINTS)):
-            raise r.fail("'parents' is not a kinematic tree with the root first (-1) and parents before children")
-        weights = r.array("skin_weights", np.floating, (None, N_JOINTS)).astype(np.float32)
-        n_verts = weights.shape[0]
-        faces = r.array("faces", np.integer, (None, 3)).astype(np.int32)
-        if faces.size and (faces.min() < 0 or faces.max() >= n_verts):
-            raise r.fail(f"'faces' index vertices outside 0..{n_verts - 1}")
-        shape_dirs = r.array("shape_dirs", np.floating, (n_verts, 3, N_BETAS)).astype(np.float32)
+    def not_motion(problem: str) -> MotionFormatError:
+        return MotionFormatError(f"{path}: not a motion file ({problem})")
 
-        people = []
-        for pid in r.array("person_ids", np.integer, (None,)).tolist():
-            people.append(_read_person(r, int(pid), n_verts))
-    return Motion(meta, frame_index, frame_time, tuple(str(n) for n in names), parents, faces, weights,
-                  shape_dirs, tuple(people))
+    def bad_member(problem: str) -> MotionFormatError:
+        return MotionFormatError(f"{path}: {problem}")
+
+    with NpzArchive(path, _LIMITS, bad_member, member_bound, fail_open=not_motion) as archive:
+        return _read(_Reader(path, archive))
 
 
-def _read_person(r: _Reader, pid: int, n_verts: int) -> PersonMotion:
-    n = r.array(_person_key(pid, "frame"), np.integer, (None,)).shape[0]
-    values: dict[str, np.ndarray] = {}
-    for name, (dtype, trailing) in _PERSON_FIELDS.items():
-        kind = np.floating if np.issubdtype(dtype, np.floating) else np.integer
-        values[name] = r.array(_person_key(pid, name), kind, (n, *trailing)).astype(dtype)
-    for name, (dtype, trailing) in _PERSON_STATIC.items():
-        shape = tuple(n_verts if s == "V" else s for s in trailing)
-        values[name] = r.array(_person_key(pid, name), np.floating, shape).astype(dtype)
-    for name, (dtype, trailing) in _PERSON_OPTIONAL.items():
+def _read(r: _Reader) -> Motion:
+    marker = r.archive.read("format") if "format" in r.archive else None
+    if marker is None or marker.dtype.kind != "U" or marker.shape != () or str(marker) != FORMAT_NAME:
+        raise r.fail(f"not a motion file (no '{FORMAT_NAME}' marker): write one with 'python -m core reconstruct'")
+    version = int(r.array("version", FILE_ARRAYS["version"]))
+    if version > FORMAT_VERSION:
+        raise r.fail(f"motion file version {version} is newer than this reader's ({FORMAT_VERSION}): "
+                     "update the add-on")
+    if version < 1:
+        raise r.fail(f"invalid motion file version {version}; {_REDO}")
+    try:
+        meta = json.loads(str(r.array("meta", FILE_ARRAYS["meta"])))
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        raise r.fail(f"'meta' is not valid JSON; {_REDO}") from None
+    problem = check_meta(meta)
+    if problem:
+        raise r.fail(f"{problem}; {_REDO}")
+
+    frame_index = r.array("frame_index", FILE_ARRAYS["frame_index"])
+    r.dims["N"] = frame_index.shape[0]
+    if (np.diff(frame_index) <= 0).any():
+        raise r.fail(f"'frame_index' is not strictly increasing; {_REDO}")
+    frame_time = r.array("frame_time", FILE_ARRAYS["frame_time"])
+    names = tuple(str(n) for n in r.array("joint_names", FILE_ARRAYS["joint_names"]))
+    if len(set(names)) != len(names) or not all(n.isprintable() and 0 < len(n.encode()) <= 63 for n in names):
+        raise r.fail(f"'joint_names' must be distinct printable names of 1 to 63 bytes; {_REDO}")
+    parents = r.array("parents", FILE_ARRAYS["parents"])
+    if parents[0] != -1 or any(not 0 <= parents[j] < j for j in range(1, len(parents))):
+        raise r.fail(f"'parents' is not a kinematic tree with the root first (-1) and parents before children; {_REDO}")
+    weights = r.array("skin_weights", FILE_ARRAYS["skin_weights"])
+    r.dims["V"] = n_verts = weights.shape[0]
+    if n_verts == 0:
+        raise r.fail(f"'skin_weights' has no vertices; {_REDO}")
+    faces = r.array("faces", FILE_ARRAYS["faces"])
+    if faces.size and faces.max() >= n_verts:
+        raise r.fail(f"'faces' index vertices outside 0..{n_verts - 1}; {_REDO}")
+    if ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any():
+        raise r.fail(f"'faces' has triangles that repeat a vertex; {_REDO}")
+    shape_dirs = r.array("shape_dirs", FILE_ARRAYS["shape_dirs"])
+    ids = r.array("person_ids", FILE_ARRAYS["person_ids"]).tolist()
+    if len(set(ids)) != len(ids):
+        raise r.fail(f"'person_ids' repeats an id; {_REDO}")
+    people = tuple(_read_person(r, int(pid), frame_index) for pid in ids)
+    return Motion(meta, frame_index, frame_time, names, parents, faces, weights, shape_dirs, people)
+
+
+def _read_person(r: _Reader, pid: int, frame_index: np.ndarray) -> PersonMotion:
+    frame = r.array(_person_key(pid, "frame"), PERSON_ARRAYS["frame"])
+    if (np.diff(frame) <= 0).any():
+        raise r.fail(f"person {pid}: frame numbers are not strictly increasing; {_REDO}")
+    at = np.searchsorted(frame_index, frame)
+    listed = frame.size == 0 or (at[-1] < frame_index.size and (frame_index[at] == frame).all())
+    if not listed:
+        raise r.fail(f"person {pid}: 'frame' holds frame numbers that 'frame_index' does not list; {_REDO}")
+    values: dict[str, np.ndarray | None] = {"frame": frame}
+    for name, spec in PERSON_ARRAYS.items():
+        if name != "frame":
+            values[name] = r.array(_person_key(pid, name), spec, F=frame.shape[0])
+    for name, spec in PERSON_OPTIONAL.items():
         key = _person_key(pid, name)
-        values[name] = r.array(key, np.floating, (n, *trailing), allow_nan=True).astype(dtype) \
-            if key in r.data.files else None
-    if values["score"] is not None and not ((values["score"] >= 0) & (values["score"] <= 1)
-                                            | np.isnan(values["score"])).all():
-        raise r.fail(f"person {pid}: 'score' outside 0..1")
-    if n > 1 and not (np.diff(values["frame"]) > 0).all():
-        raise r.fail(f"person {pid}: frame numbers are not strictly increasing")
+        values[name] = r.array(key, spec, F=frame.shape[0]) if key in r.archive else None
     return PersonMotion(person_id=pid, **values)

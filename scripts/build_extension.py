@@ -2,12 +2,12 @@
 
     python scripts/build_extension.py [--out build/extension] [--validate BLENDER_EXT_PY]
 
-The zip holds ``blender_manifest.toml`` and the ``staf_blender`` package at its root, plus a copy of
-the engine's ``core/motion_format.py`` as ``vendor/motion_format.py`` (the add-on reads motion
-files with it and never imports ``core``). Entries are sorted and time-stamped identically, so the
-same sources give the same bytes. ``--validate`` runs Blender's own extension validator
-(``bpy/<ver>/scripts/addons_core/bl_pkg/cli/blender_ext.py``, plain Python) on the result; ``auto``
-picks it from a ``.venv-bpy*`` folder of this checkout.
+The zip holds ``blender_manifest.toml`` and the ``staf_blender`` package at its root, plus copies of
+the engine's motion-file reader (``core/motion_format.py`` and the two modules it imports) under
+``vendor/`` (the add-on reads motion files with them and never imports ``core``). Entries are
+sorted and time-stamped identically, so the same sources give the same bytes. ``--validate``
+runs Blender's own extension validator (``bpy/<ver>/scripts/addons_core/bl_pkg/cli/blender_ext.py``,
+plain Python) on the result; ``auto`` picks it from a ``.venv-bpy*`` folder of this checkout.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "staf_blender"
 MANIFEST = ROOT / "blender_manifest.toml"
-MOTION_FORMAT = ROOT / "core" / "motion_format.py"
+#: The engine's modules the add-on ships (numpy + standard library, relative imports only).
+VENDORED = ("motion_format.py", "motion_schema.py", "npz_archive.py")
 EXCLUDE_NAMES = {"__pycache__", "ruff.toml", "vendor"}
 _STAMP = (2024, 1, 1, 0, 0, 0)
 
@@ -37,7 +38,8 @@ def package_files() -> dict[str, bytes]:
             continue
         files[rel.as_posix()] = path.read_bytes()
     files["vendor/__init__.py"] = b'"""Engine modules the add-on needs, copied in by scripts/build_extension.py."""\n'
-    files["vendor/motion_format.py"] = MOTION_FORMAT.read_bytes()
+    for name in VENDORED:
+        files[f"vendor/{name}"] = (ROOT / "core" / name).read_bytes()
     return files
 
 

@@ -1,8 +1,9 @@
 """The motion file reader, from the copy shipped inside the extension or from the source tree.
 
-``core/motion_format.py`` is the single definition of the motion file (numpy + standard library).
-The extension build copies it to ``staf_blender/vendor/motion_format.py``, so an installed add-on
-never needs ``core``; running from a source checkout, the same module comes from ``core``.
+``core/motion_format.py`` is the single definition of the motion file (numpy + standard library;
+its checks in ``core/motion_schema.py``, its bounded archive reading in ``core/npz_archive.py``).
+The extension build copies the three to ``staf_blender/vendor/``, so an installed add-on never
+needs ``core``; running from a source checkout, the same modules come from ``core``.
 """
 
 from __future__ import annotations

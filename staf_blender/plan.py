@@ -28,6 +28,7 @@ from .rotations import (
 )
 
 __all__ = [
+    "BLENDER_MAX_FRAME",
     "ROOT_MOTION_MODES",
     "SENSOR_WIDTH_MM",
     "CameraPlan",
@@ -45,6 +46,11 @@ __all__ = [
 ROOT_MOTION_MODES = ("camera", "in_place", "ground")
 #: The created camera's sensor width; its lens follows from the clip's focal length in pixels.
 SENSOR_WIDTH_MM = 36.0
+#: Blender's scene frame range (scene.frame_start/frame_end clamp silently outside it).
+BLENDER_MAX_FRAME = 1_048_574
+#: Blender's render resolution range and smallest lens (its setters clamp silently outside them).
+BLENDER_RESOLUTION = (4, 65_536)
+BLENDER_MIN_LENS_MM = 1.0
 _MAX_BASE = 40  # room for the suffixes within Blender's 63-byte names
 _LEAF_BONE_LENGTH = 0.05
 
@@ -69,6 +75,10 @@ class ImportOptions:
     frame_offset: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.frame_offset, bool) or not isinstance(self.frame_offset, int) \
+                or abs(self.frame_offset) > BLENDER_MAX_FRAME:
+            raise AddonError(f"frame offset {self.frame_offset!r}: give a whole number of frames within "
+                             f"+-{BLENDER_MAX_FRAME}")
         if self.root_motion not in ROOT_MOTION_MODES:
             raise AddonError(f"unknown root motion '{self.root_motion}': use one of {', '.join(ROOT_MOTION_MODES)}")
 
@@ -187,6 +197,10 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
 
     fps, fps_base = frame_rate(int(source["fps_num"]), int(source["fps_den"]))
     width, height = _int_or_none(source.get("width")), _int_or_none(source.get("height"))
+    low, high = BLENDER_RESOLUTION
+    if width and height and not (low <= width <= high and low <= height <= high):
+        notes.append(f"the clip's size {width}x{height} is outside Blender's {low}..{high}: resolution not set")
+        width = height = None
     scene = ScenePlan(
         fps=fps,
         fps_base=fps_base,
@@ -195,6 +209,9 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
         width=width,
         height=height,
     )
+    if scene.frame_start < 0 or scene.frame_end > BLENDER_MAX_FRAME:
+        raise AddonError(f"the clip's frames {scene.frame_start}..{scene.frame_end} (with the frame offset) "
+                         f"fall outside Blender's 0..{BLENDER_MAX_FRAME}: use a smaller frame offset")
 
     camera = None
     if options.camera:
@@ -203,6 +220,9 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
             notes.append("no camera: the clip overlay needs root motion 'camera'")
         elif not width or not height or not focal:
             notes.append("no camera: the motion file does not give the clip's size and focal length")
+        elif camera_lens_mm(float(focal), width) < BLENDER_MIN_LENS_MM:
+            notes.append(f"no camera: a focal length of {float(focal):g} px for {width} px gives a lens under "
+                         f"Blender's {BLENDER_MIN_LENS_MM:g} mm")
         else:
             clip = str(source.get("path") or "")
             camera = CameraPlan(

@@ -240,8 +240,9 @@ def _build_camera(plan: ImportPlan, collection: Any, created: _Created) -> Any:
     data.lens = cam.lens_mm
     data.shift_x = data.shift_y = 0.0
     data.clip_start, data.clip_end = 0.01, 1000.0
-    if cam.clip_path and Path(cam.clip_path).is_file():
-        clip = created.add(bpy.data.movieclips, bpy.data.movieclips.load(cam.clip_path, check_existing=False))
+    clip = _load_clip(cam.clip_path) if cam.clip_path else None
+    if clip is not None:
+        created.add(bpy.data.movieclips, clip)
         clip.frame_start = plan.options.frame_offset  # clip frame 0 at the plan's frame of clip frame 0
         clip.frame_offset = 0
         background = data.background_images.new()
@@ -257,6 +258,17 @@ def _build_camera(plan: ImportPlan, collection: Any, created: _Created) -> Any:
     obj.rotation_euler = cam.rotation_euler
     collection.objects.link(obj)
     return obj
+
+
+def _load_clip(path: str) -> Any | None:
+    """The clip at ``path`` as a Movie Clip, or None where there is no readable video (the motion
+    file names the clip it came from; it may have moved, or not be a video at all)."""
+    try:
+        if not Path(path).is_file():
+            return None
+        return bpy.data.movieclips.load(path, check_existing=False)
+    except (OSError, ValueError, RuntimeError):  # a name the system refuses, or not a movie
+        return None
 
 
 def _match_scene(scene: Any, plan: ImportPlan, camera: Any | None) -> None:

@@ -68,15 +68,18 @@ def _bad_people_options(person: str, max_people: int | None) -> str | None:
 
 
 def _motion_format():
-    """core/motion_format.py of this checkout, by path: ``core`` is this fake's package here."""
+    """core/motion_format.py of this checkout, by path: ``core`` is this fake's package here, so
+    the real one is imported under another package name (its modules import each other relatively)."""
+    import importlib
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "core" / "motion_format.py"
-    spec = importlib.util.spec_from_file_location("_fake_engine_motion_format", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    core = Path(__file__).resolve().parents[2] / "core"
+    spec = importlib.util.spec_from_file_location("_fake_engine_core", core / "__init__.py",
+                                                  submodule_search_locations=[str(core)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = package  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(package)
+    return importlib.import_module("_fake_engine_core.motion_format")
 
 
 def _produce(source: Path, tmp: Path, person: str, max_people: int | None) -> str | None:

@@ -26,7 +26,8 @@ def test_zip_holds_the_package_and_a_byte_identical_motion_format(tmp_path):
     archive = build.build(tmp_path / "a")
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
-        assert zf.read("vendor/motion_format.py") == (ROOT / "core" / "motion_format.py").read_bytes()
+        for name in ("motion_format.py", "motion_schema.py", "npz_archive.py"):  # the reader and its imports
+            assert zf.read(f"vendor/{name}") == (ROOT / "core" / name).read_bytes(), name
         assert zf.read("blender_manifest.toml") == (ROOT / "blender_manifest.toml").read_bytes()
     package = {p.relative_to(ROOT / "staf_blender").as_posix() for p in (ROOT / "staf_blender").glob("*.py")}
     assert package <= names and "__init__.py" in names and "vendor/__init__.py" in names

@@ -1,0 +1,198 @@
+"""Reading ``.npz`` archives from users with bounded memory (numpy + standard library only).
+
+``np.load`` trusts an archive: a deflated member inflates to whatever it holds (a zip bomb), and a
+``.npy`` header may declare more elements than its data holds (numpy allocates the declared size
+first). :class:`NpzArchive` checks, before a byte is inflated, the zip directory (member count,
+compression method, declared size against a per-key bound, against ``max_ratio`` x its compressed
+size and against a running total for the file) and then each ``.npy`` header (no Python objects,
+declared shape x item size equal to the member's declared data size and within the bound). Data is
+then read in 1 MiB pieces into one preallocated array, so a read holds at most the bytes it allows.
+
+The add-on ships a copy of this module beside ``motion_format.py`` (scripts/build_extension.py).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ArchiveLimits", "NpzArchive"]
+
+_CHUNK = 1 << 20
+_EOCD = b"PK\x05\x06"
+_EOCD_SIZE = 22
+_MAX_COMMENT = 0xFFFF
+#: What a damaged member raises from inside zipfile / zlib / numpy's header parser.
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+                struct.error, SyntaxError, NotImplementedError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on one archive: ``max_members`` zip entries; ``max_total_bytes`` of array data read
+    from the whole file; a deflated member may declare at most ``max_ratio`` x its compressed size
+    (plus ``ratio_slack`` bytes, for tiny members); ``max_header_bytes`` of ``.npy`` header."""
+
+    max_members: int
+    max_total_bytes: int
+    max_ratio: int = 100
+    ratio_slack: int = 1 << 16
+    max_header_bytes: int = 10_000
+
+
+class _Refusal(Exception):
+    """A check failed; the message is the one-line problem (turned into the caller's error)."""
+
+
+def _zip_entry_count(path: Path) -> int | None:
+    """The entry count from the end-of-central-directory record, or None if there is none."""
+    with open(path, "rb") as fp:
+        fp.seek(0, 2)
+        size = fp.tell()
+        tail = min(size, _EOCD_SIZE + _MAX_COMMENT)
+        fp.seek(size - tail)
+        data = fp.read(tail)
+    at = data.rfind(_EOCD)
+    if at < 0 or len(data) - at < _EOCD_SIZE:
+        return None
+    return struct.unpack("<H", data[at + 10:at + 12])[0]
+
+
+class NpzArchive:
+    """An ``.npz`` opened for guarded reading: ``files`` (keys), ``header(key)``, ``read(key)``.
+
+    ``fail(problem)`` turns a one-line problem into the caller's exception; ``bound(key)`` is the
+    most data bytes a member may hold (None: no per-key bound, only the file's); ``fail_open``
+    (default ``fail``) words the problems of the container itself. Use as a context manager (or
+    call :meth:`close`)."""
+
+    def __init__(self, path: str | Path, limits: ArchiveLimits, fail: Callable[[str], Exception],
+                 bound: Callable[[str], int | None] = lambda key: None, *,
+                 fail_open: Callable[[str], Exception] | None = None) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self._fail = fail
+        self._bound = bound
+        self.total_read = 0
+        fail = fail_open or fail
+        try:
+            count = _zip_entry_count(self.path)
+            if count is None:
+                raise fail("not a zip archive")
+            if count > limits.max_members or count == 0xFFFF:
+                raise fail(f"the archive lists {count} members, more than the {limits.max_members} allowed")
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as err:
+            raise fail(f"not a readable .npz: {_first_line(err)}") from None
+        self._infos = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i
+                       for i in self._zip.infolist()}
+        self.files = list(self._infos)
+
+    def __enter__(self) -> NpzArchive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying zip file."""
+        self._zip.close()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._infos
+
+    def _info(self, key: str) -> zipfile.ZipInfo:
+        info = self._infos[key]
+        lim = self.limits
+        if not info.filename.endswith(".npy"):
+            raise _Refusal(f"'{key}' is not a .npy array")
+        if info.flag_bits & 0x1:
+            raise _Refusal(f"'{key}' is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Refusal(f"'{key}' uses zip compression method {info.compress_type}; "
+                             "write it uncompressed (np.savez) or deflated")
+        bound = self._bound(key)
+        if bound is not None and info.file_size > bound + lim.max_header_bytes + 128:
+            raise _Refusal(f"'{key}' declares {info.file_size} bytes, more than the {bound} bytes of data "
+                           "allowed for it")
+        if info.compress_type == zipfile.ZIP_DEFLATED and \
+                info.file_size > lim.max_ratio * info.compress_size + lim.ratio_slack:
+            raise _Refusal(f"'{key}' inflates from {info.compress_size} to {info.file_size} bytes, more than "
+                             f"{lim.max_ratio} times (a zip bomb?)")
+        if self.total_read + info.file_size > lim.max_total_bytes:
+            raise _Refusal(f"the arrays declare more than the {lim.max_total_bytes} bytes one file may hold")
+        return info
+
+    def _open_checked(self, key: str) -> tuple[Any, tuple[int, ...], bool, np.dtype, int]:
+        info = self._info(key)
+        fp = self._zip.open(info)
+        try:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(
+                    fp, max_header_size=self.limits.max_header_bytes)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(
+                    fp, max_header_size=self.limits.max_header_bytes)
+            else:
+                raise _Refusal(f"'{key}' is a .npy of format version {version}, not 1.0 or 2.0")
+            if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+                raise _Refusal(f"'{key}' holds Python objects or records ({dtype}), not plain numbers or text")
+            nbytes = math.prod(shape) * dtype.itemsize
+            bound = self._bound(key)
+            if bound is not None and nbytes > bound:
+                raise _Refusal(f"'{key}' declares shape {shape} ({nbytes} bytes), more than the {bound} allowed")
+            if fp.tell() + nbytes != info.file_size:
+                raise _Refusal(f"'{key}' declares shape {shape} ({nbytes} bytes) but holds "
+                                 f"{info.file_size - fp.tell()} bytes of data")
+        except BaseException:
+            fp.close()
+            raise
+        return fp, tuple(shape), bool(fortran), dtype, nbytes
+
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """The checked shape and dtype of member ``key`` (reads only its header)."""
+        try:
+            fp, shape, _fortran, dtype, _n = self._open_checked(key)
+        except _Refusal as refusal:
+            raise self._fail(str(refusal)) from None
+        except _READ_ERRORS as err:
+            raise self._fail(f"'{key}' is unreadable ({_first_line(err)}); the file is truncated or corrupt") \
+                from None
+        fp.close()
+        return shape, dtype
+
+    def read(self, key: str) -> np.ndarray:
+        """Member ``key`` as an array, after every check; raises ``fail(...)`` on any problem."""
+        try:
+            fp, shape, fortran, dtype, nbytes = self._open_checked(key)
+            with fp:
+                array = np.zeros(math.prod(shape), dtype)
+                view = memoryview(array.view(np.uint8)) if nbytes else memoryview(b"")
+                done = 0
+                while done < nbytes:
+                    piece = fp.read(min(_CHUNK, nbytes - done))
+                    if not piece:
+                        raise EOFError(f"the data ends after {done} of {nbytes} bytes")
+                    view[done:done + len(piece)] = piece
+                    done += len(piece)
+                fp.read(1)  # at the end: zipfile checks the CRC
+        except _Refusal as refusal:
+            raise self._fail(str(refusal)) from None
+        except _READ_ERRORS as err:
+            raise self._fail(f"'{key}' is unreadable ({_first_line(err)}); the file is truncated or corrupt") \
+                from None
+        self.total_read += nbytes
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
