@@ -25,7 +25,7 @@ from core.cancel import cancellable
 from core.errors import BadInput, NoPersonFound, OutputError
 from core.inference import run_staf_for_people
 from core.model.geometry import rotmat_to_axis_angle
-from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models
+from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models_cached
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
@@ -191,7 +191,7 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         info = probe_video(video)
         start, end = resolve_range(info, opts.start, opts.end)
         assets = resolve_assets_dir(opts.assets)
-        models = load_models(assets, device=opts.device)
+        models = load_models_cached(assets, device=opts.device)
         _resolve_precision(opts, models.device)
         if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
             opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)

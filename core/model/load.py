@@ -14,7 +14,7 @@ from core.model.sequence import SequenceRunner
 from core.model.staf import Staf
 
 __all__ = ["BACKBONE_FILE", "PRECISION_DTYPES", "STAF_FILE", "StafModels", "autocast_for", "load_models",
-           "resolve_device"]
+           "load_models_cached", "resolve_device"]
 
 STAF_FILE = "3dpw_model_best.pth.tar"
 BACKBONE_FILE = "base_model.pt"
@@ -87,3 +87,24 @@ def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbo
         # channels_last runs ResNet-50 about 15 % faster on CPU and is the fast layout on GPU too.
         backbone = backbone.to(device, memory_format=torch.channels_last).eval()
     return StafModels(backbone, staf.to(device).use_channels_last().eval(), body.to(device).eval(), device)
+
+
+_cached: tuple[tuple, StafModels] | None = None
+
+
+def load_models_cached(assets: Path, *, device: torch.device | str = "cpu") -> StafModels:
+    """:func:`load_models` once per process for the same folder, device and files: a batch worker
+    runs many clips on one copy of the weights. A file changed on disk (size or time) loads anew."""
+    global _cached
+    assets = Path(assets).resolve()
+    device = resolve_device(device) if isinstance(device, str) else device
+    stamps = []
+    for path in sorted(assets.iterdir()) if assets.is_dir() else []:
+        if path.is_file():
+            st = path.stat()
+            stamps.append((path.name, st.st_size, st.st_mtime_ns))
+    key = (str(assets), str(device), tuple(stamps))
+    if _cached is None or _cached[0] != key:
+        _cached = None  # let the old copy go before the new one loads
+        _cached = (key, load_models(assets, device=device))
+    return _cached[1]
