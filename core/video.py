@@ -12,7 +12,7 @@ import numpy as np
 
 from core.errors import BadInput
 
-__all__ = ["Frame", "VideoInfo", "iter_frames", "probe_video"]
+__all__ = ["DecodedFrame", "Frame", "VideoInfo", "iter_decoded", "iter_frames", "probe_video"]
 
 
 @dataclass(frozen=True)
@@ -95,22 +95,46 @@ def probe_video(path: Path) -> VideoInfo:
     return VideoInfo(path, width, height, fps, int(frame_count), duration, rotation, codec)
 
 
-def iter_frames(info: VideoInfo, *, start: int = 0, end: int | None = None,
-                max_side: int | None = None) -> Iterator[Frame]:
-    """Decode frames ``start <= index < end`` in order, upright, optionally downscaled so that the
-    longer side is at most ``max_side`` pixels. Memory does not depend on the clip's length."""
+class DecodedFrame:
+    """A decoded frame kept as the decoder gave it (YUV, half the bytes of RGB): ``small`` is an upright
+    RGB copy scaled for detection (or None); :meth:`rgb` converts the full picture only when asked,
+    so frames nobody needs at full size are never converted."""
+
+    __slots__ = ("_frame", "_rotation", "index", "small", "time")
+
+    def __init__(self, index: int, time: float, frame: av.VideoFrame, rotation: int, small: np.ndarray | None):
+        self.index, self.time, self.small = index, time, small
+        self._frame, self._rotation = frame, rotation
+
+    def rgb(self) -> np.ndarray:
+        """The full-size upright picture (H, W, 3) uint8."""
+        return _upright(self._frame.to_ndarray(format="rgb24"), self._rotation)
+
+
+def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    k = rotation // 90
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def _scaled_size(info: VideoInfo, max_side: int | None) -> tuple[int, int] | None:
+    """Decoder-side (width, height) whose upright picture's longer side is at most ``max_side``."""
+    if not max_side or max(info.width, info.height) <= max_side:
+        return None
+    scale = max_side / max(info.width, info.height)
+    w, h = round(info.width * scale / 2) * 2, round(info.height * scale / 2) * 2
+    return (h, w) if info.rotation in (90, 270) else (w, h)
+
+
+def iter_decoded(info: VideoInfo, *, start: int = 0, end: int | None = None,
+                 small_side: int | None = None) -> Iterator[DecodedFrame]:
+    """Decode frames ``start <= index < end`` in order, each with its copy scaled to ``small_side``
+    (None: no small copy). Memory does not depend on the clip's length."""
     container = _open(info.path)
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        size = None
-        if max_side and max(info.width, info.height) > max_side:
-            scale = max_side / max(info.width, info.height)
-            w, h = round(info.width * scale / 2) * 2, round(info.height * scale / 2) * 2
-            size = (h, w) if info.rotation in (90, 270) else (w, h)
-        k = info.rotation // 90
+        size = _scaled_size(info, small_side)
         index = -1
-        first_time = None
         try:
             for frame in container.decode(stream):
                 index += 1
@@ -119,14 +143,20 @@ def iter_frames(info: VideoInfo, *, start: int = 0, end: int | None = None,
                 if end is not None and index >= end:
                     break
                 t = float(frame.time) if frame.time is not None else index / float(info.fps)
-                first_time = t if first_time is None else first_time
-                if size is None:
-                    rgb = frame.to_ndarray(format="rgb24")
-                else:
-                    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                if k:
-                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
-                yield Frame(index, t, rgb)
+                small = None
+                if small_side:
+                    small = frame.to_ndarray(format="rgb24") if size is None else frame.to_ndarray(
+                        format="rgb24", width=size[0], height=size[1])
+                    small = _upright(small, info.rotation)
+                yield DecodedFrame(index, t, frame, info.rotation, small)
         except av.error.FFmpegError as err:
             raise BadInput(f"{info.path}: the video is corrupt or truncated near frame {index + 1} "
                            f"({err.__class__.__name__}); re-encode or trim it") from None
+
+
+def iter_frames(info: VideoInfo, *, start: int = 0, end: int | None = None,
+                max_side: int | None = None) -> Iterator[Frame]:
+    """Decode frames ``start <= index < end`` in order, upright, optionally downscaled so that the
+    longer side is at most ``max_side`` pixels. Memory does not depend on the clip's length."""
+    for frame in iter_decoded(info, start=start, end=end, small_side=max_side or max(info.width, info.height)):
+        yield Frame(frame.index, frame.time, frame.small)

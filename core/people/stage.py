@@ -3,6 +3,7 @@ person, and hands over their tracks ordered by prominence (id 0 = the most on sc
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections import deque
@@ -17,7 +18,8 @@ from core.people.tracker import IdentityTracker, RawTrack
 from core.progress import Progress
 from core.video import VideoInfo, iter_frames
 
-__all__ = ["PeopleOptions", "PeopleResult", "PersonTrack", "choose_people", "find_people", "parse_person_spec"]
+__all__ = ["PeopleOptions", "PeoplePass", "PeopleResult", "PersonTrack", "choose_people", "clean_boxes", "find_people",
+           "observed_range", "parse_person_spec"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class PersonTrack:
     score: np.ndarray
     landmarks: np.ndarray
     share: float  # mean share of the frame's area the box covers, over the frames with the person
+    key: int = -1  # the tracker's key of the identity (order of creation)
 
     @property
     def segments(self) -> list[tuple[int, int]]:
@@ -98,19 +101,34 @@ def choose_people(people: list[PersonTrack], wanted: list[int] | None, max_peopl
     return [p for p in pool if p.person_id in wanted]
 
 
+def observed_range(raw: RawTrack, n_frames: int, every: int) -> tuple[int, int]:
+    """Frames [first, end) a raw track's cleaned boxes cover: from its first observation to the
+    analysed frame after its last (clamped to the frames decoded so far)."""
+    return raw.frames[0], min(n_frames, raw.frames[-1] + every)
+
+
+def clean_boxes(raw: RawTrack, ran: np.ndarray, first: int, end: int, scale: float, opts: PeopleOptions,
+                fps: float) -> Track:
+    """The cleaned box track of ``raw`` over frames [first, end), from its observations in that range.
+    Gap filling and smoothing are local, so a range that extends far enough around a frame gives that
+    frame the same box as the whole track does (what lets boxes be final while decoding goes on)."""
+    lo, hi = bisect.bisect_left(raw.frames, first), bisect.bisect_left(raw.frames, end)
+    boxes: list[np.ndarray | None] = [None] * (end - first)
+    for f, box in zip(raw.frames[lo:hi], raw.boxes[lo:hi], strict=True):
+        boxes[f - first] = box * scale
+    return build_track(boxes, ran[first:end], max_gap=max(0, round(opts.max_gap * fps)),
+                       smooth_sigma=opts.smooth * fps)
+
+
 def _clean(raw: RawTrack, ran: np.ndarray, every: int, scale: float, opts: PeopleOptions,
            fps: float) -> tuple[int, Track, np.ndarray, np.ndarray]:
-    first, end = raw.frames[0], min(len(ran), raw.frames[-1] + every)
-    boxes: list[np.ndarray | None] = [None] * (end - first)
+    first, end = observed_range(raw, len(ran), every)
     score = np.full(end - first, np.nan, np.float32)
     marks = np.full((end - first, 33, 3), np.nan, np.float32)
-    for f, box, s, lm in zip(raw.frames, raw.boxes, raw.scores, raw.landmarks, strict=True):
-        boxes[f - first] = box * scale
+    for f, s, lm in zip(raw.frames, raw.scores, raw.landmarks, strict=True):
         score[f - first] = s
         marks[f - first] = lm * np.array([scale, scale, 1], np.float32)
-    track = build_track(boxes, ran[first:end], max_gap=max(0, round(opts.max_gap * fps)),
-                        smooth_sigma=opts.smooth * fps)
-    return first, track, score, marks
+    return first, clean_boxes(raw, ran, first, end, scale, opts, fps), score, marks
 
 
 def _look_back(finder: PeopleFinder, tracker: IdentityTracker, track: RawTrack,
@@ -130,53 +148,82 @@ def _look_back(finder: PeopleFinder, tracker: IdentityTracker, track: RawTrack,
         roi = obs.next_roi
 
 
+class PeoplePass:
+    """The people stage fed one decoded frame at a time (its small copy): finds, follows and, at the
+    end, cleans up everybody. ``find_people`` drives it over a clip; the one-pass pipeline feeds it
+    from the same decoding that cuts the crops."""
+
+    def __init__(self, info: VideoInfo, start: int, opts: PeopleOptions, threads: int | None = None) -> None:
+        self.info, self.start, self.opts = info, start, opts
+        self.fps = float(info.fps)
+        self.every = opts.detect_every
+        self.sweep_every = max(1, round(opts.sweep * self.fps / self.every))
+        self.tracker = IdentityTracker(coast=max(self.every, round(self.fps)),
+                                       remember=max(self.every, round(opts.remember * self.fps)))
+        self.finder = PeopleFinder(threads=threads or min(2, os.cpu_count() or 1))
+        self.indices: list[int] = []
+        self.times: list[float] = []
+        self.ran: list[bool] = []
+        self.scale = 1.0
+        self._analysed = 0
+        self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self.sweep_every)  # for looking back
+
+    @property
+    def look_back(self) -> int:
+        """How many frames back a newly found person's track may still be extended."""
+        return self.sweep_every * self.every
+
+    def add(self, index: int, time: float, small: np.ndarray) -> None:
+        """Analyse (every ``detect_every``-th) frame ``index`` of the clip, given its small copy."""
+        k = index - self.start
+        run = k % self.every == 0
+        if run:
+            # Tiles (small people) once per sweep period; the whole frame every other analysed frame.
+            sweep = ("full" if self._analysed % self.sweep_every == 0
+                     else "coarse" if self._analysed % 2 == 0 else "none")
+            observations = self.finder(small, self.tracker.expected_regions(k), sweep=sweep)
+            self.tracker.update(k, small, observations)
+            for track in self.tracker.started + self.tracker.revived:
+                _look_back(self.finder, self.tracker, track, self._recent)
+            self._recent.append((k, small))
+            self._analysed += 1
+        self.scale = self.info.width / small.shape[1]
+        self.indices.append(index)
+        self.times.append(time)
+        self.ran.append(run)
+
+    def result(self) -> PeopleResult:
+        """Everyone kept (tracks of at least ``min_track``), ordered by prominence."""
+        if not self.indices:
+            where = f"from frame {self.start}" if self.start else "in this clip"
+            raise BadInput(f"{self.info.path}: no frames {where} (the clip has {self.info.frame_count}); "
+                           "check --start/--end")
+        n, fps = len(self.indices), self.fps
+        ran_arr = np.array(self.ran)
+        min_frames = max(1, min(round(self.opts.min_track * fps), n // 2))
+        area = float(self.info.width * self.info.height)
+        kept: list[tuple[float, int, int, PersonTrack]] = []  # (prominence, first frame, creation order, person)
+        for raw in self.tracker.tracks():
+            first, track, score, marks = _clean(raw, ran_arr, self.every, self.scale, self.opts, fps)
+            seen = int(track.present.sum())
+            if seen < min_frames:
+                continue
+            boxes = track.box[track.present]
+            share = float(np.mean(boxes[:, 2] * boxes[:, 3]) / area)
+            kept.append((share * seen, first, raw.key,
+                         PersonTrack(-1, first, track, score, marks, share, key=raw.key)))
+        kept.sort(key=lambda row: (-row[0], row[1], row[2]))
+        people = [replace(row[3], person_id=pid) for pid, row in enumerate(kept)]
+        return PeopleResult(np.array(self.indices, np.int64), np.array(self.times, np.float64), people)
+
+
 def find_people(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, progress: Progress,
                 threads: int | None = None) -> PeopleResult:
     """Pass 1 over frames [start, end): everyone found, followed and cleaned up, ordered by prominence."""
-    fps = float(info.fps)
-    every = opts.detect_every
-    sweep_every = max(1, round(opts.sweep * fps / every))
-    tracker = IdentityTracker(coast=max(every, round(fps)), remember=max(every, round(opts.remember * fps)))
     expected = (end if end is not None else info.frame_count) - start
     progress.stage("detect", max(expected, 0))
-    indices, times, ran = [], [], []
-    scale = 1.0
-    finder = PeopleFinder(threads=threads or min(2, os.cpu_count() or 1))
-    analysed = 0
-    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=sweep_every)  # for looking back at newcomers
+    people = PeoplePass(info, start, opts, threads)
     for frame in iter_frames(info, start=start, end=end, max_side=opts.detect_max_side):
-        k = frame.index - start
-        run = k % every == 0
-        if run:
-            # Tiles (small people) once per sweep period; the whole frame every other analysed frame.
-            sweep = "full" if analysed % sweep_every == 0 else "coarse" if analysed % 2 == 0 else "none"
-            observations = finder(frame.rgb, tracker.expected_regions(k), sweep=sweep)
-            tracker.update(k, frame.rgb, observations)
-            for track in tracker.started + tracker.revived:
-                _look_back(finder, tracker, track, recent)
-            recent.append((k, frame.rgb))
-            analysed += 1
-        scale = info.width / frame.rgb.shape[1]
-        indices.append(frame.index)
-        times.append(frame.time)
-        ran.append(run)
+        people.add(frame.index, frame.time, frame.rgb)
         progress.advance()
-    if not indices:
-        where = f"from frame {start}" if start else "in this clip"
-        raise BadInput(f"{info.path}: no frames {where} (the clip has {info.frame_count}); check --start/--end")
-    n = len(indices)
-    ran_arr = np.array(ran)
-    min_frames = max(1, min(round(opts.min_track * fps), n // 2))
-    area = float(info.width * info.height)
-    kept: list[tuple[float, int, int, PersonTrack]] = []  # (prominence, first frame, creation order, person)
-    for raw in tracker.tracks():
-        first, track, score, marks = _clean(raw, ran_arr, every, scale, opts, fps)
-        seen = int(track.present.sum())
-        if seen < min_frames:
-            continue
-        boxes = track.box[track.present]
-        share = float(np.mean(boxes[:, 2] * boxes[:, 3]) / area)
-        kept.append((share * seen, first, raw.key, PersonTrack(-1, first, track, score, marks, share)))
-    kept.sort(key=lambda row: (-row[0], row[1], row[2]))
-    people = [replace(row[3], person_id=pid) for pid, row in enumerate(kept)]
-    return PeopleResult(np.array(indices, np.int64), np.array(times, np.float64), people)
+    return people.result()
