@@ -16,6 +16,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = (
     "core.commands.reconstruct",
     "core.commands.tracks",
+    "core.commands.batch",
     "core.commands.assets",
     "core.commands.demo",
     "core.commands.research",
