@@ -90,11 +90,12 @@ class NpzArchive:
             if count > limits.max_members or count == 0xFFFF:
                 raise fail(f"the archive lists {count} members, more than the {limits.max_members} allowed")
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as err:
+        except _READ_ERRORS as err:
             raise fail(f"not a readable .npz: {_first_line(err)}") from None
         self._infos = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i
                        for i in self._zip.infolist()}
         self.files = list(self._infos)
+        self._headers: dict[str, tuple[tuple[int, ...], bool, np.dtype, int, int]] = {}
 
     def __enter__(self) -> NpzArchive:
         return self
@@ -119,6 +120,9 @@ class NpzArchive:
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise _Refusal(f"'{key}' uses zip compression method {info.compress_type}; "
                              "write it uncompressed (np.savez) or deflated")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise _Refusal(f"'{key}' is stored uncompressed but declares {info.file_size} bytes in "
+                           f"{info.compress_size}")
         bound = self._bound(key)
         if bound is not None and info.file_size > bound + lim.max_header_bytes + 128:
             raise _Refusal(f"'{key}' declares {info.file_size} bytes, more than the {bound} bytes of data "
@@ -126,14 +130,19 @@ class NpzArchive:
         if info.compress_type == zipfile.ZIP_DEFLATED and \
                 info.file_size > lim.max_ratio * info.compress_size + lim.ratio_slack:
             raise _Refusal(f"'{key}' inflates from {info.compress_size} to {info.file_size} bytes, more than "
-                             f"{lim.max_ratio} times (a zip bomb?)")
+                           f"{lim.max_ratio} times (a zip bomb?)")
         if self.total_read + info.file_size > lim.max_total_bytes:
             raise _Refusal(f"the arrays declare more than the {lim.max_total_bytes} bytes one file may hold")
         return info
 
     def _open_checked(self, key: str) -> tuple[Any, tuple[int, ...], bool, np.dtype, int]:
+        """The member opened at its data, with its checked header (parsed once per key)."""
         info = self._info(key)
         fp = self._zip.open(info)
+        if key in self._headers:
+            shape, fortran, dtype, nbytes, offset = self._headers[key]
+            fp.read(offset)
+            return fp, shape, fortran, dtype, nbytes
         try:
             version = np.lib.format.read_magic(fp)
             if version == (1, 0):
@@ -152,10 +161,11 @@ class NpzArchive:
                 raise _Refusal(f"'{key}' declares shape {shape} ({nbytes} bytes), more than the {bound} allowed")
             if fp.tell() + nbytes != info.file_size:
                 raise _Refusal(f"'{key}' declares shape {shape} ({nbytes} bytes) but holds "
-                                 f"{info.file_size - fp.tell()} bytes of data")
+                               f"{info.file_size - fp.tell()} bytes of data")
         except BaseException:
             fp.close()
             raise
+        self._headers[key] = (tuple(shape), bool(fortran), dtype, nbytes, fp.tell())
         return fp, tuple(shape), bool(fortran), dtype, nbytes
 
     def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:

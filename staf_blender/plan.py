@@ -198,7 +198,9 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
     fps, fps_base = frame_rate(int(source["fps_num"]), int(source["fps_den"]))
     width, height = _int_or_none(source.get("width")), _int_or_none(source.get("height"))
     low, high = BLENDER_RESOLUTION
-    if width and height and not (low <= width <= high and low <= height <= high):
+    if not (width and height):
+        width = height = None
+    elif not (low <= width <= high and low <= height <= high):
         notes.append(f"the clip's size {width}x{height} is outside Blender's {low}..{high}: resolution not set")
         width = height = None
     scene = ScenePlan(
