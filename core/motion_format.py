@@ -11,6 +11,7 @@ It depends on numpy and the standard library only, so the Blender add-on ships a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from .motion_schema import (
     PERSON_ARRAYS,
     PERSON_OPTIONAL,
     ArraySpec,
-    check_array,
+    check_header,
     check_meta,
+    check_values,
     member_bound,
 )
 from .npz_archive import ArchiveLimits, NpzArchive
@@ -166,19 +168,25 @@ class _Reader:
         self.path = path
         self.archive = archive
         self.dims: dict[str, int] = {}
+        self.converted = 0  # bytes of copies in the documented dtypes (files may hold other widths)
 
     def fail(self, problem: str) -> MotionFormatError:
         return MotionFormatError(f"{self.path}: {problem}")
 
-    def get(self, key: str) -> np.ndarray:
+    def array(self, key: str, spec: ArraySpec, **dims: int) -> np.ndarray:
+        """Member ``key`` checked against ``spec`` (shape letters from ``self.dims`` and ``dims``):
+        dtype kind and shape from its header first, then its values; converted to the spec's dtype."""
         if key not in self.archive:
             raise self.fail(f"not a complete motion file: '{key}' is missing; {_REDO}")
-        return self.archive.read(key)
-
-    def array(self, key: str, spec: ArraySpec, **dims: int) -> np.ndarray:
-        """Member ``key`` checked against ``spec`` (shape letters from ``self.dims`` and ``dims``)."""
-        a = self.get(key)
-        problem = check_array(a, spec, {**self.dims, **dims})
+        shape, dtype = self.archive.header(key)
+        problem = check_header(shape, dtype, spec, {**self.dims, **dims})
+        out = np.dtype(spec.dtype)
+        if problem is None and dtype != out and out.kind != "U":
+            self.converted += math.prod(shape) * out.itemsize
+            if self.converted > MAX_FILE_BYTES:
+                problem = f"needs more than {MAX_FILE_BYTES} bytes once converted to the documented dtypes"
+        a = self.archive.read(key) if problem is None else None
+        problem = problem or check_values(a, spec)
         if problem:
             raise self.fail(f"'{key}' {problem}; {_REDO}")
         return a.astype(spec.dtype, copy=False)
@@ -191,10 +199,11 @@ def read_motion(path: str | Path) -> Motion:
     within the bounds of docs/motion-format.md ("Limits") whatever the file declares."""
     path = Path(path)
     try:
-        if not path.is_file():
-            raise MotionFormatError(f"{path}: motion file not found")
+        found = path.is_file()
     except (OSError, ValueError) as err:  # a name the system refuses (too long, NUL)
         raise MotionFormatError(f"{path}: cannot be opened ({err})") from None
+    if not found:
+        raise MotionFormatError(f"{path}: motion file not found")
 
     def not_motion(problem: str) -> MotionFormatError:
         return MotionFormatError(f"{path}: not a motion file ({problem})")
@@ -216,8 +225,9 @@ def _read(r: _Reader) -> Motion:
                      "update the add-on")
     if version < 1:
         raise r.fail(f"invalid motion file version {version}; {_REDO}")
+    text = str(r.array("meta", FILE_ARRAYS["meta"]))
     try:
-        meta = json.loads(str(r.array("meta", FILE_ARRAYS["meta"])))
+        meta = json.loads(text)
     except (json.JSONDecodeError, RecursionError, ValueError):
         raise r.fail(f"'meta' is not valid JSON; {_REDO}") from None
     problem = check_meta(meta)
@@ -268,3 +278,28 @@ def _read_person(r: _Reader, pid: int, frame_index: np.ndarray) -> PersonMotion:
         key = _person_key(pid, name)
         values[name] = r.array(key, spec, F=frame.shape[0]) if key in r.archive else None
     return PersonMotion(person_id=pid, **values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.motion_format FILE...``: check motion files, one line each; exit 5 (the
+    engine's bad-input code) at the first unusable one, with one ``error:`` line on stderr."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths or any(p.startswith("-") for p in paths):
+        print("error: usage: python -m core.motion_format FILE.npz [FILE.npz ...] (checks motion files)",
+              file=sys.stderr)
+        return 2
+    for name in paths:
+        try:
+            motion = read_motion(name)
+        except MotionFormatError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 5
+        ids = ", ".join(str(p.person_id) for p in motion.people) or "none"
+        print(f"{name}: ok, {len(motion.frame_index)} frames at {motion.fps:.6g} fps, people {ids}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

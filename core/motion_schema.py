@@ -30,8 +30,9 @@ __all__ = [
     "PERSON_OPTIONAL",
     "ArraySpec",
     "MetaField",
-    "check_array",
+    "check_header",
     "check_meta",
+    "check_values",
     "member_bound",
 ]
 
@@ -51,14 +52,15 @@ _BIG = 1e6
 @dataclass(frozen=True)
 class ArraySpec:
     """One array: dtype (what readers convert to), shape (ints, or "N" file frames, "F" person
-    frames, "V" vertices, "T" faces, "P" people), the allowed value range and whether NaN marks
-    a missing value."""
+    frames, "V" vertices, "T" faces, "P" people), the allowed value range, whether NaN marks a
+    missing value, and for text the most characters per entry."""
 
     dtype: type
     shape: tuple[int | str, ...]
     low: float = -_BIG
     high: float = _BIG
     allow_nan: bool = False
+    chars: int = 0
 
     @property
     def kind(self) -> str:
@@ -68,12 +70,12 @@ class ArraySpec:
 
 
 FILE_ARRAYS = {
-    "format": ArraySpec(np.str_, ()),
+    "format": ArraySpec(np.str_, (), chars=64),
     "version": ArraySpec(np.int64, (), 0, 2**62),
-    "meta": ArraySpec(np.str_, ()),
+    "meta": ArraySpec(np.str_, (), chars=MAX_META_CHARS),
     "frame_index": ArraySpec(np.int64, ("N",), 0, MAX_FRAMES - 1),
     "frame_time": ArraySpec(np.float64, ("N",), -1e9, 1e9),
-    "joint_names": ArraySpec(np.str_, (N_JOINTS,)),
+    "joint_names": ArraySpec(np.str_, (N_JOINTS,), chars=63),
     "parents": ArraySpec(np.int32, (N_JOINTS,), -1, N_JOINTS - 1),
     "skin_weights": ArraySpec(np.float32, ("V", N_JOINTS), 0.0, 1.0),
     "faces": ArraySpec(np.int32, ("T", 3), 0, MAX_VERTICES - 1),
@@ -100,7 +102,6 @@ PERSON_OPTIONAL = {
     "landmarks": ArraySpec(np.float32, ("F", N_LANDMARKS, 3), -1e7, 1e7, allow_nan=True),
 }
 _MAX_DIM = {"N": MAX_FRAMES, "F": MAX_FRAMES, "V": MAX_VERTICES, "T": MAX_FACES, "P": MAX_PEOPLE}
-_TEXT_CHARS = {"format": 64, "meta": MAX_META_CHARS, "joint_names": 63}
 
 
 def member_bound(key: str) -> int | None:
@@ -110,27 +111,35 @@ def member_bound(key: str) -> int | None:
     if spec is None:
         return None
     count = math.prod(_MAX_DIM[d] if isinstance(d, str) else d for d in spec.shape)
-    item = 4 * _TEXT_CHARS.get(key, 0) if spec.kind == "U" else 8  # files may hold wider dtypes
+    item = 4 * spec.chars if spec.kind == "U" else 8  # files may hold other widths than the documented
     return count * item
 
 
-def check_array(a: np.ndarray, spec: ArraySpec, dims: dict[str, int]) -> str | None:
-    """The problem with array ``a`` (dtype kind, shape against ``dims``, NaN/infinite values,
-    range), or None when it is usable. Reads each value once, with no temporary copies."""
-    kind = "i" if a.dtype.kind in "iu" else a.dtype.kind
+def check_header(shape: tuple[int, ...], dtype: np.dtype, spec: ArraySpec, dims: dict[str, int]) -> str | None:
+    """The problem with an array's declared dtype kind and shape (against ``dims``, free sizes up
+    to their limit), or None: checked from the ``.npy`` header, before the data is read."""
+    kind = "i" if dtype.kind in "iu" else dtype.kind
     if kind != spec.kind:
         names = {"f": "floating point", "i": "integer", "U": "text"}
-        return f"has dtype {a.dtype}, expected {names[spec.kind]}"
+        return f"has dtype {dtype}, expected {names[spec.kind]}"
     want = tuple(dims.get(d) if isinstance(d, str) else d for d in spec.shape)  # None: free (to its limit)
-    if a.ndim != len(want) or any(w is not None and w != n for w, n in zip(want, a.shape, strict=False)):
+    if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape, strict=False)):
         shown = ", ".join(str(d) if w is None else str(w) for d, w in zip(spec.shape, want, strict=True))
-        return f"has shape {a.shape}, expected ({shown})"
-    for d, w, n in zip(spec.shape, want, a.shape, strict=True):
+        return f"has shape {shape}, expected ({shown})"
+    for d, w, n in zip(spec.shape, want, shape, strict=True):
         if w is None and n > _MAX_DIM[d]:
             return f"has {n} rows, more than the {_MAX_DIM[d]} a motion file may hold"
-    if kind == "U" or a.size == 0:
+    if kind == "U" and dtype.itemsize // 4 > spec.chars:
+        return f"holds text of {dtype.itemsize // 4} characters, more than {spec.chars}"
+    return None
+
+
+def check_values(a: np.ndarray, spec: ArraySpec) -> str | None:
+    """The problem with an array's values (NaN where not allowed, infinite, outside the spec's
+    range), or None. Reads each value once, without temporary copies."""
+    if a.dtype.kind == "U" or a.size == 0:
         return None
-    if kind == "f":
+    if a.dtype.kind == "f":
         lo, hi = (np.fmin.reduce(a, axis=None), np.fmax.reduce(a, axis=None)) if spec.allow_nan \
             else (a.min(), a.max())
         if np.isnan(lo) or np.isnan(hi):
@@ -141,7 +150,7 @@ def check_array(a: np.ndarray, spec: ArraySpec, dims: dict[str, int]) -> str | N
     else:
         lo, hi = int(a.min()), int(a.max())
     if lo < spec.low or hi > spec.high:
-        return f"holds values outside {spec.low:g}..{spec.high:g} (from {lo:g} to {hi:g})"
+        return f"holds values outside {_num(spec.low)}..{_num(spec.high)} (from {_num(lo)} to {_num(hi)})"
     return None
 
 
@@ -186,6 +195,11 @@ META_FIELDS = (
 )
 
 
+def _num(x: float) -> str:
+    """A bound or value as a user reads it: integers in full, other numbers short."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+
+
 def _check_value(value: Any, field: MetaField) -> str | None:
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
@@ -193,13 +207,13 @@ def _check_value(value: Any, field: MetaField) -> str | None:
         return None if isinstance(value, dict) else f"must be a JSON object, got {shown}"
     if field.kind == "text":
         if not isinstance(value, str) or len(value) > field.high or "\x00" in value:
-            return f"must be text of at most {field.high:g} characters without NUL, got {shown}"
+            return f"must be text of at most {_num(field.high)} characters without NUL, got {shown}"
         return None
     is_int = isinstance(value, int) and not isinstance(value, bool)
     number = is_int or (field.kind == "number" and isinstance(value, float) and math.isfinite(value))
     if not number or not field.low <= value <= field.high:
         what = "an integer" if field.kind == "int" else "a finite number"
-        return f"must be {what} in {field.low:g}..{field.high:g}, got {shown}"
+        return f"must be {what} in {_num(field.low)}..{_num(field.high)}, got {shown}"
     return None
 
 

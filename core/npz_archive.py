@@ -86,10 +86,12 @@ class NpzArchive:
         try:
             count = _zip_entry_count(self.path)
             if count is None:
-                raise fail("not a zip archive")
+                raise _Refusal("not a zip archive")
             if count > limits.max_members or count == 0xFFFF:
-                raise fail(f"the archive lists {count} members, more than the {limits.max_members} allowed")
+                raise _Refusal(f"the archive lists {count} members, more than the {limits.max_members} allowed")
             self._zip = zipfile.ZipFile(self.path)
+        except _Refusal as refusal:
+            raise fail(str(refusal)) from None
         except _READ_ERRORS as err:
             raise fail(f"not a readable .npz: {_first_line(err)}") from None
         self._infos = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i

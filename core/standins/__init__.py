@@ -42,6 +42,7 @@ def make_asset_folder(folder: Path, seed: int = 0) -> Path:
     """Write every asset file (SMPL, regressors, mean parameters, downsampling, both weight files)
     into ``folder``; reuses a complete stand-in folder written earlier with the same seed. Refuses
     (OutputError, nothing written) a folder that holds anything but stand-ins."""
+    check_standin_folder(Path(folder))
     from core.smpl import load_downsampling, load_mean_params
     from core.standins.smpl_files import write_smpl_assets
     from core.standins.weights import (
@@ -52,7 +53,6 @@ def make_asset_folder(folder: Path, seed: int = 0) -> Path:
     )
 
     folder = Path(folder)
-    check_standin_folder(folder)
     marker = folder / STANDIN_MARKER
     stamp = f"stand-in assets, seed {seed}: random weights and a look-alike body, for tests and demos only\n"
     if marker.is_file() and marker.read_text(errors="replace") == stamp:
