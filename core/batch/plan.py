@@ -181,7 +181,7 @@ def plan_clips(entries: Sequence[Entry], out: Path, base: ReconstructOptions, *,
             if stems[stem.lower()] > 1 or name.lower() in taken:
                 name = _hashed(stem, _key(entry.source, row.opts))
             path = out / name
-        clip = Clip(index, entry.label, entry.source, path, row.opts,
+        clip = Clip(index, entry.label, entry.source.absolute(), path.absolute(), row.opts,
                     fbx=path.with_suffix(".fbx") if fbx else None, blend=path.with_suffix(".blend") if blend else None)
         why = _writable_parent(path, checked)
         clips.append(replace(clip, status="failed", error=why, exit_code=EXIT_OUTPUT) if why

@@ -24,9 +24,9 @@ __all__ = ["BatchConfig", "Book", "default_workers", "report", "run_batch"]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "batch.py"
 
 
-def default_workers(device: str = "cpu") -> int:
+def default_workers() -> int:
     """Local workers when --workers is not given: one per two cores (each clip then gets two torch
-    threads, which the detector also uses), at least one."""
+    threads; the person detector runs two threads of its own too), at least one."""
     return max(1, (os.cpu_count() or 1) // 2)
 
 
@@ -181,17 +181,20 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
     from core.cancel import Cancelled, cancellable
 
     _check_config(config)
+    if config.options.assets:  # workers (Ray's above all) may run in another folder: absolute paths
+        config = replace(config, options=replace(config.options,
+                                                 assets=str(Path(config.options.assets).expanduser().absolute())))
     blender = _blender_command(config)
     if config.ray is not None:
         from core.batch.ray_runner import check_address
 
         check_address(config.ray)  # an address that does not answer: refused before --out is created
-    out = check_out_dir(Path(config.out).expanduser())
+    out = check_out_dir(Path(config.out).expanduser().absolute())
     entries = expand_inputs(config.inputs, recursive=config.recursive)
     clips = plan_clips(entries, out, config.options, overwrite=config.overwrite, fbx=config.fbx, blend=config.blend)
     todo = [c for c in clips if c.status == "todo"]
     cluster = None
-    if config.ray is not None:
+    if config.ray is not None and (todo or config.fbx or config.blend):
         from core.batch.ray_runner import connect
 
         cluster = connect(config)  # raises (one line) before anything runs
@@ -201,7 +204,8 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
     started = time.time()
     book = Book(clips, config, blender)
     meta = {"backend": "ray" if cluster else "local", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "out": str(out), "options": {k: v for k, v in vars(config.options).items() if k != "progress"}}
+            "out": str(out), "overwrite": config.overwrite,
+            "options": {k: v for k, v in vars(config.options).items() if k not in ("progress", "overwrite")}}
     try:
         with cancellable():
             if cluster is not None:
@@ -211,7 +215,7 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
             elif todo or book.initial_conversions:
                 from core.batch.local import run_local
 
-                workers = config.workers or default_workers(config.options.device)
+                workers = config.workers or default_workers()
                 meta |= run_local(book, workers, test_kill)
     except (Cancelled, KeyboardInterrupt):
         book.cancel_open()
@@ -234,4 +238,5 @@ def report(rows: list[Row], out: Path) -> None:
     print(f"{len(rows)} clips: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
           f"summary in {out / 'batch_summary.csv'} and .json")
     for r in failed:
-        print(f"failed: {r.error if r.error.startswith(r.clip) else f'{r.clip}: {r.error}'}", file=sys.stderr)
+        named = Path(r.clip).name in r.error  # most errors name the file already
+        print(f"failed: {r.error if named else f'{r.clip}: {r.error}'}", file=sys.stderr)
