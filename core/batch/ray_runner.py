@@ -10,6 +10,7 @@ clip asks for, and a first task has found the assets and the device on a worker.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -17,10 +18,12 @@ from urllib.parse import urlsplit
 from core.batch.run import BatchConfig, Book
 from core.batch.worker import ClipTask, ConvertTask, Outcome, convert_clip, run_clip
 from core.errors import EXIT_INTERNAL, BadInput, StafError
+from core.people.quiet import quiet_stderr
 
 __all__ = ["CONNECT_TIMEOUT_S", "Cluster", "check_address", "connect", "run_on_ray"]
 
 CONNECT_TIMEOUT_S = 3.0
+CONNECT_ATTEMPTS = 5  # Ray's own connection attempts once the TCP probe has answered, about 1 s each
 PREFLIGHT_TIMEOUT_S = 120.0
 
 
@@ -81,6 +84,8 @@ def _clip_device(device: str) -> str:
 
 def check_address(address: str) -> None:
     """Before anything else: Ray is installed and, unless already connected, ``address`` answers."""
+    # Ray tries to reach the cluster 20 times, a second apart; the TCP probe has answered: a few will do.
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(CONNECT_ATTEMPTS))
     try:
         import ray
     except ImportError:
@@ -99,9 +104,16 @@ def connect(config: BatchConfig) -> Cluster:
     if owned:
         kwargs = {"include_dashboard": False} if address is None else {}
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **kwargs)
+            with quiet_stderr():  # Ray's core logs every failed attempt there; the error below says why
+                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
-            raise BadInput(f"--ray {address or ''}: cannot connect ({' '.join(str(err).split())[:300]})") from None
+            hint = ""
+            if address and "RAY_AUTH_MODE" not in os.environ:
+                hint = ("; if the cluster uses token authentication (the default of 'ray start'), set "
+                        "RAY_AUTH_MODE=token and give its token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
+                        "RAY_AUTH_TOKEN)")
+            line = " ".join(str(err).split())[:300]
+            raise BadInput(f"--ray {address or ''}: cannot connect ({line}){hint}") from None
     try:
         resources = ray.cluster_resources()
         gpus = config.gpus_per_clip if config.options.device.startswith("cuda") else 0.0
