@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArchiveLimits", "NpzArchive"]
+__all__ = ["ArchiveLimits", "NpzArchive", "check_members", "read_npy_file"]
 
 _CHUNK = 1 << 20
 _EOCD = b"PK\x05\x06"
@@ -97,6 +97,7 @@ class NpzArchive:
         self._infos = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i
                        for i in self._zip.infolist()}
         self.files = list(self._infos)
+        self.arrays = [k for k, i in self._infos.items() if i.filename.endswith(".npy")]  # keys np.load reads
         self._headers: dict[str, tuple[tuple[int, ...], bool, np.dtype, int, int]] = {}
 
     def __enter__(self) -> NpzArchive:
@@ -204,6 +205,57 @@ class NpzArchive:
                 from None
         self.total_read += nbytes
         return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def check_members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> str | None:
+    """The first problem with an open zip's directory (too many members, an unknown compression
+    method, a deflated member above ``max_ratio``, declared sizes above the total), or None: for
+    readers that inflate members themselves (the restricted unpickler of core/safe_pickle.py)."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        return f"the archive lists {len(infos)} members, more than the {limits.max_members} allowed"
+    total = 0
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return f"member '{info.filename}' uses zip compression method {info.compress_type}"
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            return f"member '{info.filename}' is stored but declares {info.file_size} bytes in {info.compress_size}"
+        if info.compress_type == zipfile.ZIP_DEFLATED and \
+                info.file_size > limits.max_ratio * info.compress_size + limits.ratio_slack:
+            return (f"member '{info.filename}' inflates from {info.compress_size} to {info.file_size} bytes, "
+                    f"more than {limits.max_ratio} times (a zip bomb?)")
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            return f"the members declare more than the {limits.max_total_bytes} bytes one file may hold"
+    return None
+
+
+def read_npy_file(path: str | Path, fail: Callable[[str], Exception], max_bytes: int,
+                  max_header_bytes: int = 10_000) -> np.ndarray:
+    """A plain ``.npy`` file whose header must declare exactly the data the file holds (at most
+    ``max_bytes``), read without pickles; raises ``fail(problem)`` otherwise."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            if version not in ((1, 0), (2, 0)):
+                raise _Refusal(f"a .npy of format version {version}, not 1.0 or 2.0")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fp, max_header_size=max_header_bytes)
+            if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+                raise _Refusal(f"holds Python objects or records ({dtype}), not plain numbers")
+            nbytes = math.prod(shape) * dtype.itemsize
+            held = path.stat().st_size - fp.tell()
+            if nbytes != held or nbytes > max_bytes:
+                raise _Refusal(f"the header declares shape {shape} ({nbytes} bytes) but the file holds {held} "
+                               f"bytes of data (at most {max_bytes})")
+            array = np.fromfile(fp, dtype=dtype, count=math.prod(shape))
+    except _Refusal as refusal:
+        raise fail(str(refusal)) from None
+    except _READ_ERRORS as err:
+        raise fail(f"not a readable .npy ({_first_line(err)})") from None
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 def _first_line(err: BaseException) -> str:

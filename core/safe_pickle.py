@@ -32,6 +32,7 @@ import bz2
 import gzip
 import io
 import lzma
+import math
 import os
 import pickle
 import struct
@@ -43,8 +44,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.errors import AssetInvalid, AssetMissing
+from core.npz_archive import ArchiveLimits, check_members
 
-__all__ = ["load_joblib", "load_npz_with_objects", "load_pickle"]
+__all__ = ["ASSET_LIMITS", "load_joblib", "load_npz_with_objects", "load_pickle"]
+
+#: Bounds on an asset archive (.npz): member sizes are checked before anything is inflated, so
+#: reading one holds at most 2 GiB of array data whatever sizes the file declares.
+ASSET_LIMITS = ArchiveLimits(max_members=4096, max_total_bytes=2 << 30, max_ratio=1000)
 
 # What a failing read raises from inside ``pickle``/``numpy``/``zipfile`` on a corrupt file.
 _CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
@@ -519,6 +525,9 @@ def load_npz_with_objects(path: Path) -> dict[str, np.ndarray]:
     member = ""
     try:
         with zipfile.ZipFile(path) as archive:
+            problem = check_members(archive, ASSET_LIMITS)  # before anything is inflated
+            if problem:
+                raise AssetInvalid(f"{path}: {problem}; {_REPLACE_HINT}.")
             for member in archive.namelist():
                 if not member.endswith(".npy"):
                     continue
@@ -526,6 +535,10 @@ def load_npz_with_objects(path: Path) -> dict[str, np.ndarray]:
                 stream = io.BytesIO(archive.read(member))  # read() checks the member's CRC
                 shape, _fortran, dtype = _npy_header(stream)
                 if not dtype.hasobject:
+                    held = len(stream.getbuffer()) - stream.tell()
+                    if math.prod(shape) * dtype.itemsize != held:
+                        raise AssetInvalid(f"{path}: member '{key}' declares shape {tuple(shape)} but holds {held} "
+                                           f"bytes of data; {_REPLACE_HINT}.")
                     stream.seek(0)
                     out[key] = np.lib.format.read_array(stream, allow_pickle=False)
                     continue

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from core.errors import AssetInvalid, AssetMissing, BadInput
+from core.npz_archive import NpzArchive, read_npy_file
+from core.safe_pickle import ASSET_LIMITS
 from core.skeleton import SMPL_JOINT_NAMES
 
 __all__ = [
@@ -107,12 +109,10 @@ def _read_smpl_mapping(path: Path) -> Mapping[str, Any]:
     if suffix == ".npz":
         if not path.is_file():
             raise AssetMissing(f"{path} does not exist.")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise _invalid(path, f"not a readable .npz of plain arrays ({first})") from None
+        raw = _load_plain(path)
+        if not isinstance(raw, dict):
+            raise _invalid(path, "a single array, not an .npz of the SMPL model's arrays")
+        return raw
     raise _invalid(path, "an SMPL model must be a .pkl (as downloaded) or an .npz of its arrays")
 
 
@@ -297,37 +297,41 @@ class MeanParams:
     cam: np.ndarray
 
 
-def _load_plain(path: Path) -> Any:
+def _load_plain(path: Path) -> dict[str, np.ndarray] | np.ndarray:
+    """An ``.npz`` (every array, as a dict) or a single ``.npy``, without pickles and with memory
+    bounded by ``core.safe_pickle.ASSET_LIMITS`` whatever sizes the file declares."""
     path = Path(path)
     if not path.is_file():
         raise AssetMissing(f"{path} does not exist.")
+
+    def fail(problem: str) -> AssetInvalid:
+        return _invalid(path, f"not a readable numpy file of plain arrays ({problem})")
+
     try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise _invalid(path, f"not a readable numpy file of plain arrays ({first})") from None
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise fail(err.strerror or str(err)) from None
+    if not is_zip:
+        return read_npy_file(path, fail, ASSET_LIMITS.max_total_bytes)
+    with NpzArchive(path, ASSET_LIMITS, fail) as archive:
+        return {key: archive.read(key) for key in archive.arrays}
 
 
 def load_mean_params(path: Path) -> MeanParams:
     """Read ``smpl_mean_params.npz``: keys pose (144,), shape (10,), cam (3,) -> float32 MeanParams."""
     path = Path(path)
     npz = _load_plain(path)
-    if not isinstance(npz, np.lib.npyio.NpzFile):
+    if not isinstance(npz, dict):
         raise _invalid(path, "a single array, not an .npz with keys pose, shape, cam")
     expected = {"pose": (NUM_JOINTS * 6,), "shape": (NUM_BETAS,), "cam": (3,)}
     values: dict[str, np.ndarray] = {}
-    try:
-        with npz:
-            for key, shape in expected.items():
-                if key not in npz.files:
-                    raise _invalid(path, f"key '{key}' is missing (expected pose, shape, cam)")
-                value = _numeric(path, key, npz[key], kinds="f")
-                if value.shape != shape:
-                    raise _shape_error(path, key, value.shape, str(shape))
-                values[key] = value.astype(np.float32)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise _invalid(path, f"a member is unreadable ({first})") from None
+    for key, shape in expected.items():
+        if key not in npz:
+            raise _invalid(path, f"key '{key}' is missing (expected pose, shape, cam)")
+        value = _numeric(path, key, npz[key], kinds="f")
+        if value.shape != shape:
+            raise _shape_error(path, key, value.shape, str(shape))
+        values[key] = value.astype(np.float32)
     return MeanParams(**values)
 
 
@@ -363,8 +367,6 @@ def load_joint_regressor(path: Path, rows: int) -> np.ndarray:
     path = Path(path)
     value = _load_plain(path)
     if not isinstance(value, np.ndarray):
-        with contextlib.suppress(AttributeError):
-            value.close()
         raise _invalid(path, "an .npz archive, expected a single .npy array")
     value = _numeric(path, path.stem, value, kinds="f")
     if value.shape != (rows, NUM_VERTICES):

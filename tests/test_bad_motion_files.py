@@ -10,6 +10,8 @@ a marker file). The in-Blender side (scripts/batch.py) is tests/blender/in_blend
 from __future__ import annotations
 
 import hashlib
+import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from bad_motion_cases import BAD_FILES
 from motion_samples import npz_bytes, sample_arrays, shipped_addon, with_meta
 
-from core.errors import EXIT_BAD_INPUT, EXIT_OUTPUT, OutputError
+from core.errors import EXIT_ASSET_INVALID, EXIT_BAD_INPUT, EXIT_OUTPUT, AssetInvalid, OutputError
 from core.standins import STANDIN_MARKER, check_standin_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,3 +154,36 @@ def test_standins_accept_new_empty_and_stand_in_folders(tmp_path, standin_assets
     _downloads(tmp_path / "real")
     with pytest.raises(OutputError, match=r"SMPL_NEUTRAL\.pkl"):
         check_standin_folder(tmp_path / "real")
+
+
+# --- class 2 in the asset files: sizes declared beyond the data or far beyond the compressed bytes -
+
+
+def _asset_attacks(folder: Path) -> None:
+    """A stand-in folder whose mean parameters hold a deflated 64 MB of zeros (ratio > 1000), and
+    whose regressor's header declares 10^12 elements."""
+    np.savez_compressed(folder / "smpl_mean_params.npz", pose=np.zeros(144), shape=np.zeros(10), cam=np.zeros(3),
+                        junk=np.zeros(8_000_000))
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    (folder / "J_regressor_h36m.npy").write_bytes(head.getvalue() + bytes(64))
+
+
+def test_asset_archives_declaring_too_much_are_invalid_before_inflating(tmp_path, standin_assets):
+    from core.smpl import load_joint_regressor, load_mean_params
+
+    folder = tmp_path / "assets"
+    shutil.copytree(standin_assets, folder)
+    _asset_attacks(folder)
+    before = snapshot(tmp_path)
+    proc = run("-m", "core", "doctor", "--assets", str(folder), cwd=tmp_path)
+    assert proc.returncode == EXIT_ASSET_INVALID, proc.stdout + proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if "invalid (" in line}
+    assert "zip bomb" in lines["smpl_mean_params.npz"]
+    assert "declares shape (1000000000000,)" in lines["J_regressor_h36m.npy"]
+    assert snapshot(tmp_path) == before
+    for load in (lambda: load_mean_params(folder / "smpl_mean_params.npz"),
+                 lambda: load_joint_regressor(folder / "J_regressor_h36m.npy", 17)):
+        with pytest.raises(AssetInvalid) as err:
+            load()
+        assert "\n" not in str(err.value) and str(folder) in str(err.value)
