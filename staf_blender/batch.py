@@ -278,6 +278,8 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
             options = replace(options, name=job.source.stem)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         result = import_motion_file(bpy.context, motion, options)
+        for note in result.notes:
+            out(f"note   {job.source.name}: {note}")
         for target in (job.fbx, job.blend):
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
