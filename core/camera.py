@@ -6,11 +6,14 @@ import math
 
 import numpy as np
 
-__all__ = ["CROP_SCALE", "crop_to_full", "default_focal", "full_to_translation", "project_full"]
+__all__ = ["CROP_SCALE", "CROP_SIZE", "crop_to_full", "default_focal", "full_to_translation", "project_full"]
 
 #: Side of the network's square crop as a multiple of the person box's longer side. The same value
 #: is used to cut crops and to convert their cameras (the release cut at 1.1 but converted at 1.2).
 CROP_SCALE = 1.2
+
+#: Side in pixels of the network's input crop.
+CROP_SIZE = 224
 
 
 def default_focal(width: int, height: int) -> float:

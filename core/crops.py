@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
-from core.camera import CROP_SCALE
-from core.model.geometry import CROP_SIZE
+from core.camera import CROP_SCALE, CROP_SIZE
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "crop_person", "normalise"]
 
@@ -34,6 +37,8 @@ def crop_person(rgb: np.ndarray, box: np.ndarray, *, crop_scale: float = CROP_SC
 
 def normalise(crops: np.ndarray) -> torch.Tensor:
     """Crops (N, S, S, 3) uint8 RGB -> network input (N, 3, S, S) float32, ImageNet mean/std."""
+    import torch  # here, so that cutting crops (in the decoding worker) does not load torch
+
     x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -8,7 +8,8 @@ and memory stays bounded whatever the clip's length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,11 +17,12 @@ import torch
 from core.crops import crop_person, normalise
 from core.model.load import StafModels, autocast_for
 from core.model.sequence import FrameResults, SegmentStream
-from core.people.stage import PersonTrack
+from core.people.smoothing import Track, runs
+from core.people.stage import PeopleResult, PersonTrack
 from core.progress import Progress
 from core.video import VideoInfo, iter_frames
 
-__all__ = ["BodyResults", "run_staf_for_people"]
+__all__ = ["BodyResults", "StreamedPeople", "run_staf_for_people", "run_staf_streaming"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,114 @@ def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frame
     if n_frames > done:
         progress.advance(n_frames - done)
     return out
+
+
+@dataclass(frozen=True)
+class StreamedPeople:
+    """What the one-pass pipeline gives: the people stage's result (its tracks made to agree with the
+    boxes the crops were cut from) and STAF's output per person id."""
+
+    found: PeopleResult
+    bodies: dict[int, BodyResults]
+
+
+class _KeyResults:
+    """One tracker identity's emitted frames: boxes, flags and STAF output per range-local frame."""
+
+    def __init__(self) -> None:
+        self.box: dict[int, np.ndarray] = {}
+        self.flag: dict[int, int] = {}
+        self.rotmat: dict[int, torch.Tensor] = {}
+        self.betas: dict[int, torch.Tensor] = {}
+        self.cam: dict[int, torch.Tensor] = {}
+
+    def put(self, first: int, part: FrameResults) -> None:
+        for i in range(len(part)):
+            k = first + part.start + i
+            self.rotmat[k], self.betas[k], self.cam[k] = (
+                t[i].float().cpu() for t in (part.rotmat, part.betas, part.cam))
+
+
+def _agree(person: PersonTrack, got: _KeyResults) -> tuple[PersonTrack, BodyResults] | None:
+    """The person's track restricted to (and boxed as) the frames their crops were cut from, and the
+    STAF results over its rows; None if none remain. (The settled boxes equal the whole-clip clean-up
+    by construction; this keeps the motion file consistent with the crops even if they did not.)"""
+    n = len(person.track.box)
+    box = np.full((n, 4), np.nan)
+    flags = np.zeros(n, np.uint8)
+    body = BodyResults(torch.zeros(n, 24, 3, 3), torch.zeros(n, 10), torch.zeros(n, 3))
+    for k, flag in got.flag.items():
+        row = k - person.first
+        if 0 <= row < n and person.track.flags[row] and k in got.rotmat:
+            box[row], flags[row] = got.box[k], flag
+            body.rotmat[row], body.betas[row], body.cam[row] = got.rotmat[k], got.betas[k], got.cam[k]
+    if not flags.any():
+        return None
+    return replace(person, track=Track(box, flags, tuple(runs(flags != 0)))), body
+
+
+def run_staf_streaming(models: StafModels, items: Iterable, n_frames: int, *, batch_size: int, precision: str,
+                       progress: Progress) -> StreamedPeople:
+    """Backbone and whole-clip STAF over the crops of the one-pass pipeline (``core.pipeline``), for
+    every identity the people stage follows; the people stage's result comes last."""
+    runner = models.runner(windows_per_batch=batch_size, keep_vertices=False)
+    got: dict[int, _KeyResults] = {}
+    open_runs: dict[int, tuple[int, SegmentStream, int]] = {}  # key -> (run start, stream, last frame fed)
+    pending: list[tuple[int, np.ndarray]] = []  # (key, crop) in frame order
+    found: PeopleResult | None = None
+    progress.stage("reconstruct", n_frames)
+
+    def flush() -> None:
+        if not pending:
+            return
+        feats = models.features(normalise(np.stack([c for _, c in pending])))
+        rows: dict[int, list[int]] = {}
+        for i, (key, _) in enumerate(pending):
+            rows.setdefault(key, []).append(i)
+        for key, idx in rows.items():
+            first, stream, _ = open_runs[key]
+            for part in stream.feed(feats[idx]):
+                got[key].put(first, part)
+        pending.clear()
+
+    def close(keys: list[int]) -> None:
+        flush()
+        for key in keys:
+            first, stream, _ = open_runs.pop(key)
+            for part in stream.finish():
+                got[key].put(first, part)
+
+    done = 0
+    with torch.inference_mode(), autocast_for(models.device, precision):
+        for item in items:
+            if isinstance(item, PeopleResult):
+                found = item
+                continue
+            present = set(item.keys)
+            ended = [key for key, (_, _, last) in open_runs.items() if key not in present or last != item.k - 1]
+            if ended:
+                close(ended)
+            for key, box, flag, crop in zip(item.keys, item.boxes, item.flags, item.crops, strict=True):
+                if key not in open_runs:
+                    open_runs[key] = (item.k, runner.segment(), item.k)
+                first, stream, _ = open_runs[key]
+                open_runs[key] = (first, stream, item.k)
+                rec = got.setdefault(key, _KeyResults())
+                rec.box[item.k], rec.flag[item.k] = box, int(flag)
+                pending.append((key, crop))
+            if len(pending) >= batch_size:
+                flush()
+            progress.advance(item.k + 1 - done)
+            done = item.k + 1
+        close(list(open_runs))
+    if found is None:
+        raise RuntimeError("the people stage's result did not arrive")
+    if n_frames > done:
+        progress.advance(n_frames - done)
+    people, bodies = [], {}
+    for person in found.people:
+        agreed = _agree(person, got.get(person.key, _KeyResults()))
+        if agreed is not None:
+            people.append(replace(agreed[0], person_id=len(people)))
+            bodies[len(people) - 1] = agreed[1]
+    return StreamedPeople(replace(found, people=people), bodies)

@@ -23,12 +23,13 @@ from core.assets import resolve_assets_dir
 from core.camera import CROP_SCALE, default_focal
 from core.cancel import cancellable
 from core.errors import BadInput, NoPersonFound, OutputError
-from core.inference import run_staf_for_people
+from core.inference import BodyResults, run_staf_for_people, run_staf_streaming
 from core.model.geometry import rotmat_to_axis_angle
 from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models_cached
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
+from core.pipeline import crops_from_worker, iter_crops
 from core.progress import Progress, ProgressMode
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
@@ -45,6 +46,10 @@ class ReconstructOptions:
     person: "all", one id ("0") or ids ("0,2"), ids ordered by prominence (0: the most on screen);
     max_people: keep at most this many of the most prominent. max_gap, smooth and min_track (tracks
     shorter than this are dropped) are in seconds; focal in pixels (default: the image diagonal).
+    pipeline: "one-pass" decodes once, with decoding and detection in a worker process beside the
+    networks, and reconstructs everybody; "two-pass" finds people first, then decodes again for the
+    chosen ones only; "in-process" is one-pass without the worker; "auto": one-pass when everybody
+    is wanted, two-pass when --person or --max-people choose some.
     """
 
     assets: str | None = None
@@ -65,6 +70,7 @@ class ReconstructOptions:
     overwrite: bool = False
     progress: ProgressMode = "auto"
     preview: str | None = None
+    pipeline: str = "auto"
 
 
 def parse_time(value: str | None, fps: float, name: str) -> int | None:
@@ -133,13 +139,43 @@ def people_options(opts: ReconstructOptions) -> PeopleOptions:
                          max_gap=opts.max_gap, smooth=opts.smooth, min_track=opts.min_track)
 
 
-def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: list[PersonTrack], start: int,
-              assets: Path, smpl_path: Path, opts: ReconstructOptions, progress: Progress) -> Motion:
-    """Run pass 2 and put the motion file's contents together."""
+PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
+
+
+def _run_people_and_staf(models: StafModels, info: VideoInfo, start: int, end: int | None, wanted: list[int] | None,
+                         opts: ReconstructOptions, progress: Progress, where: str,
+                         nobody: str) -> tuple[PeopleResult, list[PersonTrack], dict[int, BodyResults]]:
+    """People and STAF's output for each chosen one, by the pipeline the options ask for."""
+    pipeline = opts.pipeline
+    if pipeline == "auto":
+        pipeline = "one-pass" if wanted is None and opts.max_people is None else "two-pass"
+    if pipeline == "two-pass":
+        found = find_people(info, start, end, people_options(opts), progress)
+        if not found.people:
+            raise NoPersonFound(nobody)
+        people = choose_people(found.people, wanted, opts.max_people, where)
+        bodies = run_staf_for_people(models, info, start, len(found.frame_index), people,
+                                     batch_size=opts.batch_size, precision=opts.precision,
+                                     crop_scale=opts.crop_scale, progress=progress)
+        return found, people, bodies
+    produce = crops_from_worker if pipeline == "one-pass" else iter_crops
+    items = produce(info, start, end, people_options(opts), crop_scale=opts.crop_scale)
+    expected = (end if end is not None else info.frame_count) - start
+    streamed = run_staf_streaming(models, items, max(expected, 0), batch_size=opts.batch_size,
+                                  precision=opts.precision, progress=progress)
+    found = streamed.found
+    if not found.people:
+        raise NoPersonFound(nobody)
+    people = choose_people(found.people, wanted, opts.max_people, where)
+    return found, people, streamed.bodies
+
+
+def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: list[PersonTrack],
+              bodies: dict[int, BodyResults], start: int, assets: Path, smpl_path: Path,
+              opts: ReconstructOptions) -> Motion:
+    """Put the motion file's contents together."""
     smpl = load_smpl_data(smpl_path)
     frame_index, frame_time = found.frame_index, found.frame_time
-    bodies = run_staf_for_people(models, info, start, len(frame_index), people, batch_size=opts.batch_size,
-                                 precision=opts.precision, crop_scale=opts.crop_scale, progress=progress)
     focal = opts.focal or default_focal(info.width, info.height)
     motions = []
     for p in people:
@@ -172,6 +208,8 @@ def validate_options(opts: ReconstructOptions) -> list[int] | None:
         raise BadInput("--batch-size and --detect-every must be at least 1")
     if opts.max_people is not None and opts.max_people < 1:
         raise BadInput(f"--max-people {opts.max_people}: give at least 1 (or leave it out for everybody)")
+    if opts.pipeline not in PIPELINES:
+        raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
     if not opts.min_track >= 0:
         raise BadInput(f"--min-track {opts.min_track}: give a duration in seconds, 0 or more")
     return parse_person_spec(opts.person)
@@ -198,13 +236,12 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
         progress = Progress(opts.progress)
         try:
-            found = find_people(info, start, end, people_options(opts), progress)
             where = "the clip" if end is None and not start else "the chosen range"
-            if not found.people:
-                raise NoPersonFound(f"{video}: nobody was found in {where}; people must be visible at a "
-                                    "reasonable size (at least about 1/8 of the frame's height)")
-            people = choose_people(found.people, wanted, opts.max_people, where)
-            motion = _assemble(models, info, found, people, start, assets, smpl_path, opts, progress)
+            nobody = (f"{video}: nobody was found in {where}; people must be visible at a reasonable size "
+                      "(at least about 1/8 of the frame's height)")
+            found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
+                                                          where, nobody)
+            motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
             check_output(output, opts.overwrite)
             write_motion(output, motion)
         finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from core.camera import CROP_SIZE
+
 __all__ = [
     "CROP_FOCAL",
     "CROP_SIZE",
@@ -17,8 +19,6 @@ __all__ = [
 
 #: Focal length (px) of the perspective camera the STAF regressors assume inside a crop.
 CROP_FOCAL = 5000.0
-#: Side (px) of the square network input crop.
-CROP_SIZE = 224
 # The release adds this to the scale before dividing; kept so projections match it bit for bit.
 _SCALE_EPS = 1e-9
 

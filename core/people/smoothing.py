@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter1d, median_filter
 
 from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED
 
-__all__ = ["Track", "build_track"]
+__all__ = ["Track", "build_track", "runs"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Track:
         return self.flags != 0
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of the runs of True in a boolean vector."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
@@ -45,6 +45,10 @@ def build_track(boxes: list[np.ndarray | None], ran: np.ndarray, *, max_gap: int
         max_gap: longest run of frames without a detection (where detection ran and found nobody)
             that is filled by interpolation and flagged; longer runs stay absent, never invented.
         smooth_sigma: Gaussian smoothing of centre and log-size along time, in frames (0: none).
+
+    Between a detection and the next analysed frame the person keeps the detected box. Every rule
+    reaches only a bounded number of frames, so the boxes of a frame are settled once the frames
+    around it are known (``core.people.settled``).
     """
     n = len(boxes)
     ran = np.asarray(ran, bool)
@@ -59,23 +63,27 @@ def build_track(boxes: list[np.ndarray | None], ran: np.ndarray, *, max_gap: int
     raw[:, 2:] = np.log(np.maximum(raw[:, 2:], 1.0))
     box[hits] = raw
     flags[hits] = FLAG_DETECTED
+
+    def hold_after(hit: int) -> None:
+        # Until the next analysed frame, a person is where they were last seen.
+        i = hit + 1
+        while i < n and not ran[i]:
+            box[i], flags[i] = box[hit], FLAG_DETECTED
+            i += 1
+
     for a, b in itertools.pairwise(hits.tolist()):
         if b - a <= 1:
             continue
         missed = bool((ran[a + 1:b]).any())  # detection ran in between and found nobody
         if missed and b - a - 1 > max_gap:
+            hold_after(a)
             continue
         t = (np.arange(a + 1, b) - a) / (b - a)
         box[a + 1:b] = box[a] + t[:, None] * (box[b] - box[a])
         flags[a + 1:b] = FLAG_INTERPOLATED if missed else FLAG_DETECTED
-    # Frames after the last analysed hit and before the next analysed frame: hold the box.
-    for edge, step in ((hits[0], -1), (hits[-1], 1)):
-        i = edge + step
-        while 0 <= i < n and not ran[i]:
-            box[i], flags[i] = box[edge], FLAG_DETECTED
-            i += step
+    hold_after(hits[-1])
 
-    segments = _runs(flags != 0)
+    segments = runs(flags != 0)
     for s, e in segments:
         seg = box[s:e]
         if e - s >= 5:

@@ -1,0 +1,146 @@
+"""One decoding pass: frames -> people -> crops, produced in a worker process beside the networks.
+
+Each frame is decoded once. Its small copy goes through the people stage (``core.people``); the
+decoded frame waits in a bounded buffer until its people's boxes are settled
+(:class:`core.people.settled.SettledBoxes`, about two seconds behind), then its crops are cut and
+handed on. At the end comes the people stage's result (everybody, ordered by prominence).
+
+Run in a worker process (:func:`crops_from_worker`), decoding and detection overlap the backbone
+and STAF running in the main process; the worker never imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.camera import CROP_SIZE
+from core.crops import crop_person
+from core.errors import StafError
+from core.people.settled import SettledBoxes
+from core.people.stage import PeopleOptions, PeoplePass, PeopleResult
+from core.video import DecodedFrame, VideoInfo, iter_decoded
+
+__all__ = ["CropFrame", "crops_from_worker", "detector_threads", "iter_crops"]
+
+_QUEUE_ITEMS = 48  # crops in flight between the worker and the networks (~7 MB for one person)
+_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class CropFrame:
+    """Range-local frame ``k`` and its people: tracker keys, settled boxes (n, 4), flags (n,) and
+    crops (n, 224, 224, 3) uint8 RGB."""
+
+    k: int
+    keys: list[int]
+    boxes: np.ndarray
+    flags: np.ndarray
+    crops: np.ndarray
+
+
+def detector_threads(cores: int | None = None) -> int:
+    """Threads for detection in the worker: one on small machines (the networks need the cores),
+    more where cores would otherwise idle beside a GPU."""
+    cores = cores or os.cpu_count() or 1
+    return 1 if cores <= 4 else min(4, cores // 4)
+
+
+def iter_crops(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, *, crop_scale: float,
+               threads: int = 1, on_frame=None) -> Iterator[CropFrame | PeopleResult]:
+    """Yields a :class:`CropFrame` for every frame of [start, end) in order, then the
+    :class:`PeopleResult`. ``on_frame()`` is called after each decoded frame (progress)."""
+    people = PeoplePass(info, start, opts, threads)
+    settled = SettledBoxes(people)
+    waiting: deque[DecodedFrame] = deque()
+
+    def cut(frames: list) -> Iterator[CropFrame]:
+        for s in frames:
+            frame = waiting.popleft()
+            crops = np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+            if s.keys:
+                rgb = frame.rgb()
+                crops = np.stack([crop_person(rgb, box, crop_scale=crop_scale) for box in s.boxes])
+            yield CropFrame(s.k, s.keys, s.boxes, s.flags, crops)
+
+    for frame in iter_decoded(info, start=start, end=end, small_side=opts.detect_max_side):
+        people.add(frame.index, frame.time, frame.small)
+        frame.small = None  # the buffer keeps only the decoded picture
+        waiting.append(frame)
+        yield from cut(settled.ready())
+        if on_frame is not None:
+            on_frame()
+    result = people.result()  # raises on an empty range before anything else is said
+    yield from cut(settled.ready(final=True))
+    yield result
+
+
+def _produce(out: mp.Queue, info: VideoInfo, start: int, end: int | None, opts: PeopleOptions,
+             crop_scale: float, threads: int) -> None:
+    """The worker's body: everything goes through ``out``; errors as ("error", exception)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides; it stops us on Ctrl-C
+    try:
+        for item in iter_crops(info, start, end, opts, crop_scale=crop_scale, threads=threads):
+            out.put(("frame" if isinstance(item, CropFrame) else "people", item))
+        out.put(("done", None))
+    except StafError as err:
+        out.put(("error", err))
+    except Exception as err:  # reported by the main process as an internal error, with its type
+        out.put(("error", RuntimeError(f"the decoding worker failed: {err.__class__.__name__}: {err}")))
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """A spawned child runs the parent's main script again first (unless the script guards itself
+    with ``if __name__ == "__main__"``); the worker needs nothing from it, so a script that calls
+    ``reconstruct`` unguarded must not start twice."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main.__spec__, "name", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def crops_from_worker(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, *,
+                      crop_scale: float, threads: int | None = None) -> Iterator[CropFrame | PeopleResult]:
+    """:func:`iter_crops` run in a worker process (decoding and detection beside the networks)."""
+    ctx = mp.get_context("spawn")  # never fork a process that has torch's threads running
+    out: mp.Queue = ctx.Queue(maxsize=_QUEUE_ITEMS)
+    worker = ctx.Process(target=_produce, name="staf-decode", daemon=True,
+                         args=(out, info, start, end, opts, crop_scale, threads or detector_threads()))
+    with _main_script_hidden():
+        worker.start()
+    try:
+        while True:
+            try:
+                kind, item = out.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not worker.is_alive():
+                    raise RuntimeError(f"the decoding worker stopped unexpectedly (exit code {worker.exitcode})"
+                                       ) from None
+                continue
+            if kind == "error":
+                raise item
+            if kind == "done":
+                return
+            yield item
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join(timeout=5)
+        out.close()
+        out.cancel_join_thread()

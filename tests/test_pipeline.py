@@ -1,0 +1,98 @@
+"""The one-pass pipeline: crops cut while decoding goes on, from boxes that the whole-clip clean-up
+would give, and the same motion as finding people first and decoding again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.people.stage import PeopleOptions, PeopleResult
+from core.pipeline import CropFrame, crops_from_worker, iter_crops
+from core.reconstruct import ReconstructOptions, reconstruct
+from core.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    from people_clips import build_people_clip, require_videos
+
+    require_videos()
+    folder = tmp_path_factory.mktemp("onepass")
+    return {kind: build_people_clip(kind, folder, n_people=3 if kind == "crowd" else 2).path
+            for kind in ("crossing", "leave_return", "crowd")}
+
+
+def _collect(items) -> tuple[list[CropFrame], PeopleResult]:
+    frames, found = [], None
+    for item in items:
+        if isinstance(item, PeopleResult):
+            found = item
+        else:
+            frames.append(item)
+    assert found is not None
+    return frames, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["crossing", "leave_return", "crowd"])
+def test_settled_boxes_are_the_whole_clip_boxes(clips, kind):
+    """Every frame comes out once, in order, with exactly the boxes and flags of the whole-clip clean-up
+    (crossings, a person leaving for 1.8 s and coming back, a small person found by the sweeps)."""
+    info = probe_video(clips[kind])
+    frames, found = _collect(iter_crops(info, 0, None, PeopleOptions(), crop_scale=1.2))
+    assert [f.k for f in frames] == list(range(len(found.frame_index)))
+    assert len(found.people) >= 2
+    emitted = 0
+    for person in found.people:
+        for row in range(len(person.track.box)):
+            k = person.first + row
+            got = [i for i, key in enumerate(frames[k].keys) if key == person.key]
+            if person.track.flags[row]:
+                assert len(got) == 1, (kind, person.person_id, k)
+                i = got[0]
+                np.testing.assert_array_equal(frames[k].boxes[i], person.track.box[row])
+                assert frames[k].flags[i] == person.track.flags[row]
+                assert frames[k].crops[i].shape == (224, 224, 3) and frames[k].crops[i].any()
+                emitted += 1
+            else:
+                assert not got
+    assert emitted == sum(p.frames_seen for p in found.people)
+
+
+@pytest.mark.slow
+def test_one_pass_equals_two_passes(clips, standin_assets, tmp_path):
+    """Worker process or not, one decoding pass gives the very motion of people-first-then-crops."""
+    video = clips["crossing"]
+    runs = {}
+    for pipeline in ("two-pass", "one-pass", "in-process"):
+        opts = ReconstructOptions(assets=str(standin_assets), progress="none", pipeline=pipeline, end="40")
+        runs[pipeline] = reconstruct(video, tmp_path / f"{pipeline}.npz", opts)
+    base = runs["two-pass"]
+    assert len(base.people) == 2
+    for name in ("one-pass", "in-process"):
+        other = runs[name]
+        assert [p.person_id for p in other.people] == [p.person_id for p in base.people]
+        for a, b in zip(base.people, other.people, strict=True):
+            np.testing.assert_array_equal(a.frame, b.frame)
+            np.testing.assert_array_equal(a.box, b.box)
+            np.testing.assert_allclose(a.pose, b.pose, atol=1e-6)
+            np.testing.assert_allclose(a.translation, b.translation, atol=1e-6)
+
+
+def test_worker_reports_a_bad_clip_and_stops(tmp_path):
+    """The worker's one-line error reaches the caller (here the clip was replaced by junk after it
+    was probed), and the worker process is gone afterwards."""
+    import multiprocessing
+
+    from core.errors import BadInput
+    from core.sample_clip import write_sample_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_sample_clip(clip, seconds=1.0)
+    info = probe_video(clip)
+    clip.write_bytes(b"junk" * 100)
+    with pytest.raises(BadInput, match=r"clip\.mp4: not a video file"):
+        list(crops_from_worker(info, 0, None, PeopleOptions(), crop_scale=1.2))
+    assert not [p for p in multiprocessing.active_children() if p.name == "staf-decode"]
