@@ -24,12 +24,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArchiveLimits", "NpzArchive", "check_members", "read_npy_file"]
+__all__ = ["ArchiveLimits", "NpzArchive", "check_directory", "check_members", "read_npy_file"]
 
 _CHUNK = 1 << 20
 _EOCD = b"PK\x05\x06"
 _EOCD_SIZE = 22
 _MAX_COMMENT = 0xFFFF
+_LOCATOR = b"PK\x06\x07"
+_LOCATOR_SIZE = 20
+_MAX_ENTRY_BYTES = 2048  # a directory entry: 46 bytes, its name, zip64 extra field (real ones: < 200)
 #: What a damaged member raises from inside zipfile / zlib / numpy's header parser.
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
                 struct.error, SyntaxError, NotImplementedError, RuntimeError)
@@ -52,18 +55,42 @@ class _Refusal(Exception):
     """A check failed; the message is the one-line problem (turned into the caller's error)."""
 
 
-def _zip_entry_count(path: Path) -> int | None:
-    """The entry count from the end-of-central-directory record, or None if there is none."""
+def _zip_directory(path: Path) -> tuple[int, int] | None:
+    """(entries, central directory bytes) from the end records (zip64's where present), or None
+    where there is no end record: read from the file's last 64 KiB, before zipfile reads more."""
     with open(path, "rb") as fp:
         fp.seek(0, 2)
         size = fp.tell()
-        tail = min(size, _EOCD_SIZE + _MAX_COMMENT)
+        tail = min(size, _EOCD_SIZE + _MAX_COMMENT + _LOCATOR_SIZE)
         fp.seek(size - tail)
         data = fp.read(tail)
-    at = data.rfind(_EOCD)
-    if at < 0 or len(data) - at < _EOCD_SIZE:
-        return None
-    return struct.unpack("<H", data[at + 10:at + 12])[0]
+        at = data.rfind(_EOCD)
+        if at < 0 or len(data) - at < _EOCD_SIZE:
+            return None
+        count, cd_size = struct.unpack("<HI", data[at + 10:at + 16])
+        locator = data[at - _LOCATOR_SIZE:at] if at >= _LOCATOR_SIZE else b""
+        if locator[:4] == _LOCATOR:  # zip64: the counts that matter are in its end record
+            fp.seek(struct.unpack("<Q", locator[8:16])[0])
+            record = fp.read(56)
+            if len(record) < 56 or record[:4] != b"PK\x06\x06":
+                return None
+            count, cd_size = struct.unpack("<QQ", record[32:48])
+    return count, cd_size
+
+
+def check_directory(path: str | Path, limits: ArchiveLimits) -> str | None:
+    """The problem with a zip file's directory as its end records declare it (no end record, more
+    entries than ``max_members``, a directory larger than such entries need), or None: checked
+    before zipfile reads the directory into memory."""
+    found = _zip_directory(Path(path))
+    if found is None:
+        return "not a zip archive"
+    count, cd_size = found
+    if count > limits.max_members or count == 0xFFFF:
+        return f"the archive lists {count} members, more than the {limits.max_members} allowed"
+    if cd_size > (count + 1) * _MAX_ENTRY_BYTES:
+        return f"the archive's directory declares {cd_size} bytes for {count} members"
+    return None
 
 
 class NpzArchive:
@@ -84,11 +111,9 @@ class NpzArchive:
         self.total_read = 0
         fail = fail_open or fail
         try:
-            count = _zip_entry_count(self.path)
-            if count is None:
-                raise _Refusal("not a zip archive")
-            if count > limits.max_members or count == 0xFFFF:
-                raise _Refusal(f"the archive lists {count} members, more than the {limits.max_members} allowed")
+            problem = check_directory(self.path, limits)
+            if problem:
+                raise _Refusal(problem)
             self._zip = zipfile.ZipFile(self.path)
         except _Refusal as refusal:
             raise fail(str(refusal)) from None

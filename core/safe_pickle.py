@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.errors import AssetInvalid, AssetMissing
-from core.npz_archive import ArchiveLimits, check_members
+from core.npz_archive import ArchiveLimits, check_directory, check_members
 
 __all__ = ["ASSET_LIMITS", "load_joblib", "load_npz_with_objects", "load_pickle"]
 
@@ -524,6 +524,9 @@ def load_npz_with_objects(path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     member = ""
     try:
+        problem = check_directory(path, ASSET_LIMITS)  # before zipfile reads the directory
+        if problem:
+            raise AssetInvalid(f"{path}: not a valid .npz ({problem}); {_REPLACE_HINT}.")
         with zipfile.ZipFile(path) as archive:
             problem = check_members(archive, ASSET_LIMITS)  # before anything is inflated
             if problem:

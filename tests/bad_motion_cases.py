@@ -104,6 +104,13 @@ def too_many_members(marker: Path) -> bytes:
     return bytes(data)
 
 
+def directory_size_lie(marker: Path) -> bytes:
+    data = bytearray(npz_bytes(sample_arrays()))
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 12:at + 16] = struct.pack("<I", 0x7FFFFFFF)
+    return bytes(data)
+
+
 BAD_FILES: dict[str, tuple[Callable[[Path], bytes], str]] = {
     # class 1: meta entries of the wrong type or range
     "fps_zero": (_meta(source__fps_num=0), "source.fps_num"),
@@ -165,4 +172,5 @@ BAD_FILES: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "header_declares_more_rows": (lying_header("frame_index", (2**40,)), "frame_index"),
     "header_more_than_data": (lying_header("shape_dirs", (30, 3, 10)), "shape_dirs"),
     "too_many_members": (too_many_members, "members"),
+    "directory_size_lie": (directory_size_lie, "directory"),
 }

@@ -8,7 +8,7 @@ data). Each case goes through the engine's reader and the add-on as the extensio
 vendored reader, then plan_import): never an exception but MotionFormatError / AddonError, every
 message one line, no pickled object ever built, and memory within the bound of
 docs/motion-format.md ("Limits"), measured as the resident set's peak (tracemalloc off Linux).
-``STAF_FUZZ_CASES`` sets the count.
+``STAF_FUZZ_CASES`` sets the count, ``STAF_FUZZ_SEED`` the seed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from core.motion_format import MotionFormatError, read_motion
 from core.motion_schema import MAX_FILE_BYTES, MAX_RATIO
 
 CASES = int(os.environ.get("STAF_FUZZ_CASES", "5000"))
-SEED = 20261202
+SEED = int(os.environ.get("STAF_FUZZ_SEED", "20261202"))
 SLACK = 1 << 16  # what a deflated member may declare beyond MAX_RATIO x its compressed size
 FIXED = 16 << 20  # interpreter, zip and plan overhead on top of the arrays
 UNREAD = 4 << 20  # an attack file refused before anything is inflated stays within this
@@ -93,7 +93,7 @@ def mutate_bytes(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
     if op == 3:
         at = int(rng.integers(len(b)))
         return f"insert at {at}", bytes(b[:at] + rng.bytes(int(rng.integers(1, 64))) + b[at:])
-    heads = [i for sig in (b"PK\x01\x02", b"PK\x03\x04") for i in _find_all(b, sig)]
+    heads = [i for sig in (b"PK\x01\x02", b"PK\x03\x04", b"PK\x05\x06") for i in _find_all(b, sig)]
     marks = _find_all(b, b"'shape': (")
     if (op == 4 and not heads) or (op == 5 and not marks):
         op = 0
@@ -102,7 +102,7 @@ def mutate_bytes(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
             b[int(rng.integers(len(b)))] ^= 1 << int(rng.integers(8))
         return "bit flips", bytes(b)
     if op == 4:  # a size or offset field of a zip header
-        at = heads[int(rng.integers(len(heads)))] + int(rng.choice([18, 20, 22, 24, 42]))
+        at = heads[int(rng.integers(len(heads)))] + int(rng.choice([8, 10, 12, 16, 18, 20, 22, 24, 42]))
         value = int(rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 10**9, int(rng.integers(2**32))]))
         b[at:at + 4] = value.to_bytes(4, "little")
         return f"zip field at {at} = {value}", bytes(b)
