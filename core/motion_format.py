@@ -3,9 +3,12 @@
 A motion file is an uncompressed ``.npz`` (numpy's zip of ``.npy`` arrays, no pickles) described
 in ``docs/motion-format.md``. This module is the single definition of its layout: the engine
 writes through :func:`motion_arrays`, and every reader (the engine, the Blender add-on, other
-tools) goes through :func:`read_motion`, which checks the version, every shape and finiteness.
+tools) goes through :func:`read_motion`, which checks the version and every field's type, shape
+and range (the tables of ``motion_schema.py``) and reads the archive with bounded memory
+(``npz_archive.py``). ``python -m core.motion_format FILE...`` checks files from a shell.
 
-It depends on numpy and the standard library only, so the Blender add-on ships a copy of it.
+It depends on numpy and the standard library only, so the Blender add-on ships a copy of it and
+of those two modules.
 """
 
 from __future__ import annotations

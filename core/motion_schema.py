@@ -71,7 +71,7 @@ class ArraySpec:
 
 FILE_ARRAYS = {
     "format": ArraySpec(np.str_, (), chars=64),
-    "version": ArraySpec(np.int64, (), 0, 2**62),
+    "version": ArraySpec(np.int64, (), -(2**62), 2**62),  # the reader words versions below 1 or too new
     "meta": ArraySpec(np.str_, (), chars=MAX_META_CHARS),
     "frame_index": ArraySpec(np.int64, ("N",), 0, MAX_FRAMES - 1),
     "frame_time": ArraySpec(np.float64, ("N",), -1e9, 1e9),

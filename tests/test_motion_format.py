@@ -100,3 +100,17 @@ def test_nan_and_damaged_files(motion, tmp_path):
     np.savez(pickled, format=np.array([object()], dtype=object))
     with pytest.raises(MotionFormatError):
         read_motion(pickled)
+
+
+def test_other_widths_and_deflated_files_still_read(motion, tmp_path):
+    """Hand-written files may use numpy's default widths or savez_compressed: read and converted."""
+    arrays = motion_arrays(motion)
+    arrays["person_0/pose"] = arrays["person_0/pose"].astype(np.float64)
+    arrays["frame_index"] = arrays["frame_index"].astype(np.int32)
+    arrays["person_1/flags"] = arrays["person_1/flags"].astype(np.int64)
+    np.savez_compressed(tmp_path / "wide.npz", **arrays)
+    back = read_motion(tmp_path / "wide.npz")
+    assert back.people[0].pose.dtype == np.float32 and back.frame_index.dtype == np.int64
+    assert back.people[1].flags.dtype == np.uint8
+    assert np.array_equal(back.people[0].pose, motion.people[0].pose)
+    assert np.array_equal(back.frame_index, motion.frame_index)
