@@ -26,6 +26,7 @@ from core.errors import BadInput, NoPersonFound, OutputError
 from core.inference import BodyResults, run_staf_for_people, run_staf_streaming
 from core.model.geometry import rotmat_to_axis_angle
 from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models_cached
+from core.model.precision import choose_precision
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
@@ -59,7 +60,7 @@ class ReconstructOptions:
     person: str = "all"
     max_people: int | None = None
     batch_size: int | None = None  # None: 16 on CPU, 128 on CUDA
-    precision: str = "fp32"
+    precision: str = "auto"
     detect_every: int = 2
     detect_max_side: int = 640
     max_gap: float = 0.5
@@ -127,8 +128,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
-    if opts.precision not in PRECISION_DTYPES:
-        raise BadInput(f"--precision '{opts.precision}': use fp32, fp16 or bf16")
+    if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
+        raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.precision == "fp16" and device.type != "cuda":
         raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")
 
@@ -231,6 +232,8 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         assets = resolve_assets_dir(opts.assets)
         models = load_models_cached(assets, device=opts.device)
         _resolve_precision(opts, models.device)
+        chosen = choose_precision(models, opts.precision, assets)
+        opts = replace(opts, precision=chosen.precision)
         if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
             opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)
         smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
@@ -242,11 +245,13 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
             found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
                                                           where, nobody)
             motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
+            motion.meta["options"]["precision_rule"] = chosen.reason
             check_output(output, opts.overwrite)
             write_motion(output, motion)
         finally:
             progress.close()
         progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index),
+                         precision=chosen.precision, precision_rule=chosen.reason,
                          people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
     if opts.preview:
         from core.preview import write_preview

@@ -67,7 +67,8 @@ def test_one_pass_equals_two_passes(clips, standin_assets, tmp_path):
     video = clips["crossing"]
     runs = {}
     for pipeline in ("two-pass", "one-pass", "in-process"):
-        opts = ReconstructOptions(assets=str(standin_assets), progress="none", pipeline=pipeline, end="40")
+        opts = ReconstructOptions(assets=str(standin_assets), progress="none", pipeline=pipeline, end="40",
+                                  precision="fp32")
         runs[pipeline] = reconstruct(video, tmp_path / f"{pipeline}.npz", opts)
     base = runs["two-pass"]
     assert len(base.people) == 2

@@ -210,7 +210,7 @@ def test_precision_options(sample, standin_assets, tmp_path):
     with pytest.raises(BadInput, match="fp16 needs a CUDA device"):
         reconstruct(sample[0], tmp_path / "h.npz", opts(standin_assets, precision="fp16"))
     assert not (tmp_path / "h.npz").exists()
-    full = reconstruct(sample[0], tmp_path / "f.npz", opts(standin_assets, end="12"))
+    full = reconstruct(sample[0], tmp_path / "f.npz", opts(standin_assets, end="12", precision="fp32"))
     half = reconstruct(sample[0], tmp_path / "b.npz", opts(standin_assets, end="12", precision="bf16"))
     # bfloat16 keeps about 3 significant digits: close to fp32, not equal.
     assert np.abs(half.people[0].pose - full.people[0].pose).max() < 0.05
