@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -34,8 +35,9 @@ _LOCATOR = b"PK\x06\x07"
 _LOCATOR_SIZE = 20
 _MAX_ENTRY_BYTES = 2048  # a directory entry: 46 bytes, its name, zip64 extra field (real ones: < 200)
 #: What a damaged member raises from inside zipfile / zlib / numpy's header parser.
-_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
-                struct.error, SyntaxError, NotImplementedError, RuntimeError)
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, TypeError,
+                KeyError, IndexError, OverflowError, struct.error, SyntaxError, tokenize.TokenError,
+                RecursionError, NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
     if motion.frame_index.shape[0] == 0:
         raise AddonError("the motion file holds no frames")
     people = _select_people(motion, options.people)
-    source = dict(motion.meta.get("source", {}))
+    source = dict(motion.meta.get("source") or {})
     base = sanitize_name(options.name or Path(str(source.get("name") or "")).stem or fallback_name)
     notes: list[str] = []
 
@@ -217,7 +217,7 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
 
     camera = None
     if options.camera:
-        focal = motion.meta.get("camera", {}).get("focal_length_px")
+        focal = (motion.meta.get("camera") or {}).get("focal_length_px")  # JSON null: absent
         if options.root_motion != "camera":
             notes.append("no camera: the clip overlay needs root motion 'camera'")
         elif not width or not height or not focal:

@@ -114,6 +114,8 @@ def test_planner_notes_what_blender_would_clamp(tmp_path, addon):
     assert narrow.scene.width is None and narrow.camera is None and any("2x360" in n for n in narrow.notes)
     half = plan.plan_import(_motion(addon, tmp_path, source__height=None), plan.ImportOptions())
     assert half.scene.width is half.scene.height is None
+    no_camera = plan.plan_import(_motion(addon, tmp_path, camera=None), plan.ImportOptions())  # JSON null
+    assert no_camera.camera is None and any("focal length" in n for n in no_camera.notes)
 
 
 # --- class 7: `standins DIR` never replaces what is not a stand-in ------------------------------
