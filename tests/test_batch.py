@@ -106,7 +106,7 @@ def test_local_pool_bad_clip_conversion_and_rerun(clips, standin_assets, fake_bl
 def test_killed_worker_is_retried_and_leaves_nothing_half_written(clips, standin_assets, tmp_path, capsys,
                                                                   monkeypatch):
     out, marker = tmp_path / "out", tmp_path / "killed"
-    monkeypatch.setenv(TEST_KILL_ENV, f"walk,1.5,{marker}")
+    monkeypatch.setenv(TEST_KILL_ENV, f"walk,2.0,{marker}")  # mid-clip: its decoding process is running
     code, _, _ = batch(capsys, str(clips / "walk.mp4"), str(clips / "zoom.mp4"), "--out", str(out),
                        "--workers", "2", *base_args(standin_assets))
     assert marker.exists(), "the test hook did not kill the worker"
@@ -117,6 +117,21 @@ def test_killed_worker_is_retried_and_leaves_nothing_half_written(clips, standin
     assert len(read_motion(out / "walk.npz").frame_index) == 12
     assert set(os.listdir(out)) == SUMMARY | {"walk.npz", "zoom.npz"}
     assert json.loads((out / "batch_summary.json").read_text())["retried"] >= 1
+    if sys.platform == "linux":  # nothing the killed worker started lives on (its decoding process, say)
+        assert leftover_processes(str(marker)) == []
+
+
+def leftover_processes(tag: str) -> list[str]:
+    """Command lines of the processes other than this one whose environment mentions ``tag`` (they
+    descend from this test), but for multiprocessing's resource tracker (it lives as long as we do)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if tag.encode() in environ.read_bytes() and int(environ.parent.name) != os.getpid():
+                found.append((environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError):
+            pass
+    return [cmd for cmd in found if "resource_tracker" not in cmd]
 
 
 def test_ray_local_cluster(clips, standin_assets, tmp_path, capsys, monkeypatch):
@@ -130,7 +145,7 @@ def test_ray_local_cluster(clips, standin_assets, tmp_path, capsys, monkeypatch)
     token.write_text(secrets.token_hex(32))
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     out, marker = tmp_path / "out", tmp_path / "killed"
-    monkeypatch.setenv(TEST_KILL_ENV, f"zoom,1.0,{marker}")
+    monkeypatch.setenv(TEST_KILL_ENV, f"zoom,2.0,{marker}")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level=logging.ERROR, log_to_driver=False)
     try:
         code, _, _ = batch(capsys, str(clips), "--out", str(out), "--ray", *base_args(standin_assets))
@@ -145,6 +160,8 @@ def test_ray_local_cluster(clips, standin_assets, tmp_path, capsys, monkeypatch)
     assert len(read_motion(out / "zoom.npz").frame_index) == 15
     assert json.loads((out / "batch_summary.json").read_text())["backend"] == "ray"
     assert set(os.listdir(out)) == SUMMARY | {"walk.npz", "zoom.npz"}
+    if sys.platform == "linux":
+        assert leftover_processes(str(marker)) == []
 
 
 def test_manifest_rows_each_reported(clips, standin_assets, tmp_path, capsys):

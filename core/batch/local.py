@@ -104,7 +104,20 @@ class _Phase:
             _stop(pool, futures)
             raise
         pool.shutdown(wait=True)
+        if state["broken"]:
+            self._end_leftovers()
         return state["started"] or not state["broken"]
+
+    def _end_leftovers(self) -> None:
+        """After a break every worker of this pool is gone, but a child of a killed one (the engine's
+        decoding process) would live on: end each of this pool's worker process groups."""
+        for mark in self.marks.glob(f"*.{self.generation}"):
+            pid = mark.read_text()
+            if pid.isdigit():
+                try:
+                    os.killpg(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass  # nothing left in that group
 
     def _interrupted(self, item: Item, queue: deque[Item]) -> bool:
         """A task the broken pool did not finish: requeue, suspect or fail it; True if it had started."""

@@ -72,10 +72,13 @@ def set_threads(threads: int) -> None:
 
 
 def init_worker(threads: int) -> None:
-    """Local pool initializer: thread count, and Ctrl-C left to the parent (which stops the workers)."""
+    """Local pool initializer: thread count; Ctrl-C left to the parent (which stops the workers); a
+    process group of its own, so that the pool can end whatever a dead worker left running (the
+    engine's decoding process, a Blender) by killing the group."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setpgid(0, 0)
     set_threads(threads)
 
 
