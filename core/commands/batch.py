@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--person", default="all", metavar="all|ID[,ID...]", help="who to reconstruct (default: all)")
     g.add_argument("--max-people", type=int, metavar="N", help="keep at most the N most prominent people")
     g.add_argument("--batch-size", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
-    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
-                   help="network precision; fp16 needs CUDA (default: %(default)s)")
+    g.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="network precision, as for reconstruct; fp16 needs CUDA (default: %(default)s)")
     add_people_args(g)
     g.add_argument("--focal", type=float, metavar="PIXELS", help="camera focal length (default: the image diagonal)")
     p.set_defaults(func=_batch)
