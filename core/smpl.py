@@ -250,6 +250,17 @@ class BodyModel(torch.nn.Module):
             )
         return BodyOutput(vertices=out.vertices, joints=out.joints[:, :NUM_JOINTS])
 
+    def posed_subset(self, betas: torch.Tensor, rotmats: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Posed vertices (B, len(index), 3) of the vertices ``index`` only, as :meth:`forward` poses them."""
+        from core.model.mesh_points import SkinSubset
+
+        subset = getattr(self, "_subset", None)
+        if subset is None or subset.index.shape != index.shape or not torch.equal(subset.index, index.to(
+                subset.index.device)) or subset.v_template.dtype != self.layer.v_template.dtype:
+            subset = self._subset = SkinSubset(self.layer, index)
+        with torch.autocast(device_type=betas.device.type, enabled=False):
+            return subset(betas, rotmats)
+
     def forward_axis_angle(
         self, betas: torch.Tensor, pose_aa: torch.Tensor, transl: torch.Tensor | None = None
     ) -> BodyOutput:

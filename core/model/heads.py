@@ -64,9 +64,28 @@ class PointFeatures(nn.Module):
         flat = vertices.transpose(0, 1).reshape(v, b * 3)
         return (self.Dmap @ flat).reshape(-1, b, 3).transpose(0, 1)
 
+    def downsample_from(self, vertices: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """:meth:`downsample` from only the vertices ``index`` it reads: (B, len(index), 3) -> (B, 431, 3)."""
+        b, v, _ = vertices.shape
+        flat = vertices.transpose(0, 1).reshape(v, b * 3)
+        return (self.Dmap[:, index] @ flat).reshape(-1, b, 3).transpose(0, 1)
+
+    def support(self) -> torch.Tensor | None:
+        """The mesh vertices :meth:`downsample` reads (None when it reads most), cached per buffer state."""
+        from core.model.mesh_points import support_of
+
+        stamp = (self.Dmap.data_ptr(), self.Dmap._version, self.Dmap.device)
+        if getattr(self, "_support_stamp", None) != stamp:
+            self._support, self._support_stamp = support_of(self.Dmap), stamp
+        return self._support
+
     def on_mesh(self, feature_map: torch.Tensor, vertices: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
         """Features where the downsampled mesh (B, 6890, 3) projects under crop cameras (B, 3) -> (B, 5 * 431)."""
-        return self.at_points(feature_map, project_to_crop(self.downsample(vertices), cam))
+        return self.on_points(feature_map, self.downsample(vertices), cam)
+
+    def on_points(self, feature_map: torch.Tensor, points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        """Features where the 431 mesh points (B, 431, 3) project under crop cameras (B, 3) -> (B, 5 * 431)."""
+        return self.at_points(feature_map, project_to_crop(points, cam))
 
     # Bilinear sampling (zero padding included) is linear in the map, and so is the part of each
     # 1x1 convolution that reads the sampled 256 channels. Applying those parts to a whole map
@@ -78,10 +97,10 @@ class PointFeatures(nn.Module):
         w = torch.cat([getattr(self, f"conv{i}").weight[:, -c:, 0] for i in range(self.n_layers)])
         return F.conv2d(feature_map, w[:, :, None, None])
 
-    def on_mesh_premultiplied(self, premultiplied: torch.Tensor, vertices: torch.Tensor,
-                              cam: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`on_mesh` for a map passed through :meth:`premultiply` first."""
-        sampled = sample_map(premultiplied, project_to_crop(self.downsample(vertices), cam))
+    def on_points_premultiplied(self, premultiplied: torch.Tensor, points: torch.Tensor,
+                                cam: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`on_points` for a map passed through :meth:`premultiply` first."""
+        sampled = sample_map(premultiplied, project_to_crop(points, cam))
         y = None
         offset = 0
         for i in range(self.n_layers):

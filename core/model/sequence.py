@@ -159,11 +159,11 @@ class SequenceRunner:
         map28_t = net.decode(1, map14)
         grid = cache.grid[local]
         grid[:, TARGET] = net.grid_features(map14)
-        est0, verts0 = net.stage0(self.body, grid)
+        est0, points0 = net.stage0(self.body, grid)
         extractor = net.maf_extractor[1]
         pre28 = cache.pre28[local]
         pre28[:, TARGET] = extractor.premultiply(map28_t)
-        mesh1 = extractor.on_mesh_premultiplied(pre28.flatten(0, 1), verts0, est0.cam).reshape(count, SEQ_LEN, -1)
+        mesh1 = extractor.on_points_premultiplied(pre28.flatten(0, 1), points0, est0.cam).reshape(count, SEQ_LEN, -1)
         out = net.stages12(self.body, mesh1, est0.select(slice(TARGET, None, SEQ_LEN)), net.decode(2, map28_t))
         return FrameResults.from_output(first, out, self.keep_vertices)
 

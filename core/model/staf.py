@@ -118,6 +118,17 @@ class Staf(nn.Module):
         rotmat = rot6d_to_rotmat(estimate.pose6d.reshape(-1, N_JOINTS, 6))
         return body(estimate.shape, rotmat).vertices.detach()
 
+    def mesh_points(self, body: Body, estimate: SmplEstimate, stage: int) -> torch.Tensor:
+        """The 431 points (N, 431, 3) stage ``stage`` samples at, detached: the downsampled posed mesh,
+        skinning only the vertices the downsampling reads when the body model can."""
+        extractor = self.maf_extractor[stage]
+        index = extractor.support()
+        posed_subset = getattr(body, "posed_subset", None)
+        if index is None or posed_subset is None:
+            return extractor.downsample(self.posed_vertices(body, estimate))
+        rotmat = rot6d_to_rotmat(estimate.pose6d.reshape(-1, N_JOINTS, 6))
+        return extractor.downsample_from(posed_subset(estimate.shape, rotmat, index), index).detach()
+
     def finish(self, body: Body, estimate: SmplEstimate) -> StafOutput:
         """Final SMPL of an estimate."""
         rotmat = rot6d_to_rotmat(estimate.pose6d.reshape(-1, N_JOINTS, 6))
@@ -127,12 +138,12 @@ class Staf(nn.Module):
     def stage0(self, body: Body, grid: torch.Tensor) -> tuple[SmplEstimate, torch.Tensor]:
         """TCFM and regressor 0 for windows of grid features (B, 9, 2205).
 
-        Returns the estimate of every frame (B*9 rows, window-major) and their vertices.
+        Returns the estimate of every frame (B*9 rows, window-major) and the points stage 1 samples at.
         """
         b, t, _ = grid.shape
         fused = self.tcfm(grid).reshape(b * t, -1)
         estimate = self.regressor[0](fused, self.regressor[0].initial(b * t))
-        return estimate, self.posed_vertices(body, estimate)
+        return estimate, self.mesh_points(body, estimate, 1)
 
     def stages12(self, body: Body, mesh_feats: torch.Tensor, stage0_target: SmplEstimate,
                  map56: torch.Tensor) -> StafOutput:
@@ -142,7 +153,7 @@ class Staf(nn.Module):
         estimate; map56: (B, 256, 56, 56) the target frames' third decoder map.
         """
         est1 = self.regressor[1](self.safm(mesh_feats), stage0_target)
-        feats2 = self.maf_extractor[2].on_mesh(map56, self.posed_vertices(body, est1), est1.cam)
+        feats2 = self.maf_extractor[2].on_points(map56, self.mesh_points(body, est1, 2), est1.cam)
         est2 = self.regressor[2](feats2, est1)
         return self.finish(body, est2)
 
@@ -156,8 +167,8 @@ class Staf(nn.Module):
         # APM: the target frame's feature becomes the window's mean.
         x = torch.cat((features[:, :TARGET], features.mean(1, keepdim=True), features[:, TARGET + 1:]), 1)
         map14 = self.decode(0, x.flatten(0, 1))
-        est0, verts0 = self.stage0(body, self.grid_features(map14).reshape(b, t, -1))
+        est0, points0 = self.stage0(body, self.grid_features(map14).reshape(b, t, -1))
         map28 = self.decode(1, map14)
-        mesh1 = self.maf_extractor[1].on_mesh(map28, verts0, est0.cam).reshape(b, t, -1)
+        mesh1 = self.maf_extractor[1].on_points(map28, points0, est0.cam).reshape(b, t, -1)
         map56 = self.decode(2, map28.reshape(b, t, *map28.shape[1:])[:, TARGET])
         return self.stages12(body, mesh1, est0.select(slice(TARGET, None, t)), map56)
