@@ -1,21 +1,27 @@
 """Benchmark of the video pipeline: frames per second of each stage and end to end, and peak memory.
 
 Prints one table row per clip (real clips from ../shared/data/videos when present, and a generated
-one), then the end-to-end / backbone-alone throughput ratio (target on CPU: >= 0.6), then peak
-memory of whole runs on generated 1,000- and 10,000-frame clips (target: ratio <= 1.2).
+one): each stage alone, then whole runs of ``python -m core reconstruct`` as a user starts them (a
+fresh process: imports, weights, the clip), of today's pipeline and of the pipeline at
+``--baseline-rev`` (default: the last commit before the one-pass pipeline; its ``core/`` is
+extracted with git and run beside), with the ratios new/baseline (target >= 2) and end-to-end /
+backbone alone (target on CPU: >= 0.6). Then peak memory of whole runs on generated 1,000- and
+10,000-frame clips, the main process plus its decoding worker (target: ratio <= 1.2).
 
-    .venv/bin/python scripts/bench_pipeline.py [--device cpu|cuda] [--precision fp32|fp16|bf16]
-        [--assets DIR] [--memory-frames 1000,10000] [--skip-memory]
+    .venv/bin/python scripts/bench_pipeline.py [--device cpu|cuda] [--precision auto|fp32|fp16|bf16]
+        [--assets DIR] [--baseline-rev REV] [--memory-frames 1000,10000] [--skip-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +31,47 @@ from core.crops import crop_person, normalise
 from core.model.load import autocast_for, load_models
 from core.people.stage import find_people
 from core.progress import Progress
-from core.reconstruct import ReconstructOptions, people_options, reconstruct
+from core.reconstruct import ReconstructOptions, people_options
 from core.sample_clip import write_sample_clip
 from core.video import iter_frames, probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
+BASELINE_REV = "0f48613"  # two passes over the clip, detection in series with the networks
+
 # VmHWM, not ru_maxrss: after fork + exec, Linux's ru_maxrss still counts the forking parent's size.
+# The decoding worker (spawned, so its own size) is added: an upper bound of the two together.
 _MEMORY_CHILD = """
-import sys
+import resource, sys
 from core.reconstruct import ReconstructOptions, reconstruct
-reconstruct(sys.argv[1], sys.argv[2], ReconstructOptions(assets=sys.argv[3], device=sys.argv[4],
-            precision=sys.argv[5], progress="none", overwrite=True))
-print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+if __name__ == "__main__":
+    reconstruct(sys.argv[1], sys.argv[2], ReconstructOptions(assets=sys.argv[3], device=sys.argv[4],
+                precision=sys.argv[5], progress="none", overwrite=True))
+    main = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+    print(main + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path | None:
+    """The engine (``core/``) as it was at ``rev``, extracted into ``tmp``; None outside a git checkout."""
+    where = tmp / f"baseline-{rev}"
+    where.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "core"], capture_output=True)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where
+
+
+def command_fps(tree: Path, clip: Path, out: Path, assets: Path, device: str, precision: str, frames: int) -> float:
+    """Frames per second of a whole ``python -m core reconstruct`` run of the engine in ``tree``."""
+    cmd = [sys.executable, "-m", "core", "reconstruct", str(clip), "-o", str(out), "--assets", str(assets),
+           "--device", device, "--precision", precision, "--progress", "none", "--overwrite"]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True)
+    return frames / (time.perf_counter() - t)
 
 
 def timed(fn, *args):
@@ -51,7 +83,7 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
-def stage_rates(clip: Path, models, opts: ReconstructOptions) -> dict[str, float]:
+def stage_rates(clip: Path, models, opts: ReconstructOptions, baseline: Path | None) -> dict[str, float]:
     """Frames per second of each stage alone, on this clip."""
     info = probe_video(clip)
     frames, t_decode = timed(lambda: [f.rgb for f in iter_frames(info)])
@@ -75,10 +107,15 @@ def stage_rates(clip: Path, models, opts: ReconstructOptions) -> dict[str, float
             return models.runner(windows_per_batch=opts.batch_size, keep_vertices=False).run(feats)
 
     _, t_staf = timed(staf)
+    rates = {"frames": n, "decode": n / t_decode, "detect": n / t_detect, "crop": n / t_crop,
+             "backbone": n / t_backbone, "staf": n / t_staf}
     with tempfile.TemporaryDirectory() as tmp:
-        _, t_e2e = timed(reconstruct, clip, Path(tmp) / "m.npz", opts)
-    return {"frames": n, "decode": n / t_decode, "detect": n / t_detect, "crop": n / t_crop,
-            "backbone": n / t_backbone, "staf": n / t_staf, "end-to-end": n / t_e2e}
+        out, assets = Path(tmp) / "m.npz", Path(opts.assets)
+        rates["e2e"] = command_fps(ROOT, clip, out, assets, opts.device, opts.precision, n)
+        rates["e2e fp32"] = command_fps(ROOT, clip, out, assets, opts.device, "fp32", n)
+        if baseline is not None:
+            rates["baseline"] = command_fps(baseline, clip, out, assets, opts.device, "fp32", n)
+    return rates
 
 
 def peak_memory(frames: int, args, assets: Path, tmp: Path) -> float:
@@ -92,7 +129,8 @@ def peak_memory(frames: int, args, assets: Path, tmp: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the pipeline to compare with")
     parser.add_argument("--assets", type=Path, help="asset folder (default: stand-ins in a temporary folder)")
     parser.add_argument("--memory-frames", default="1000,10000")
     parser.add_argument("--batch", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
@@ -121,18 +159,25 @@ def main() -> int:
         if args.skip_table:
             clips = []
 
-        print(f"device {models.device}, precision {args.precision}, {torch.get_num_threads()} threads, "
-              f"{kind} weights; frames per second of each stage alone, then the whole pipeline")
-        cols = ["frames", "decode", "detect", "crop", "backbone", "staf", "end-to-end"]
-        print(f"{'clip':<24}" + "".join(f"{c:>11}" for c in cols) + f"{'e2e/backbone':>14}")
+        from core.model.precision import choose_precision
+
+        chosen = choose_precision(models, args.precision, assets)
+        opts = replace(opts, precision=chosen.precision)
+        baseline = baseline_tree(args.baseline_rev, tmp)
+        print(f"device {models.device}, precision {chosen.precision} ({chosen.reason}), {torch.get_num_threads()} "
+              f"threads, {kind} weights; frames per second of each stage alone (at {chosen.precision}), then whole "
+              f"runs of the command: today's (e2e, and at fp32), baseline {args.baseline_rev} (fp32)")
+        cols = ["frames", "decode", "detect", "crop", "backbone", "staf", "e2e", "e2e fp32", "baseline"]
+        print(f"{'clip':<24}" + "".join(f"{c:>10}" for c in cols) + f"{'new/base':>10}{'fp32/base':>10}{'e2e/bb':>8}")
         for clip in clips:
-            r = stage_rates(clip, models, opts)
+            r = stage_rates(clip, models, opts, baseline)
             results[clip.name] = r
-            ratio = r["end-to-end"] / r["backbone"]
-            print(f"{clip.name:<24}{r['frames']:>11d}" + "".join(f"{r[c]:>11.1f}" for c in cols[1:])
-                  + f"{ratio:>14.2f}")
-        print(f"(detect runs on every {opts.detect_every}nd frame, frames/s counted over all frames; "
-              "target e2e/backbone >= 0.6 on CPU)")
+            base = r.get("baseline", float("nan"))
+            print(f"{clip.name:<24}{r['frames']:>10d}" + "".join(f"{r.get(c, float('nan')):>10.1f}" for c in cols[1:])
+                  + f"{r['e2e'] / base:>10.2f}{r['e2e fp32'] / base:>10.2f}{r['e2e'] / r['backbone']:>8.2f}")
+        print(f"(detect runs on every {opts.detect_every}nd frame, frames/s counted over all frames; whole runs "
+              "include start-up and loading the weights; e2e/bb: whole run over backbone alone, both at "
+              f"{chosen.precision}; targets: new/base >= 2, e2e/backbone >= 0.6 at fp32 on CPU)")
 
         if not args.skip_memory:
             sizes = [int(s) for s in args.memory_frames.split(",")]
