@@ -84,18 +84,32 @@ def iter_crops(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions
     yield result
 
 
+def _put(out: mp.Queue, item: tuple, parent: int) -> None:
+    """Put ``item``, waiting while the queue is full, and leave if the main process is gone (killed
+    without a chance to stop us), so that no worker outlives its run."""
+    while True:
+        try:
+            out.put(item, timeout=_POLL_SECONDS)
+            return
+        except queue.Full:
+            if os.getppid() != parent:
+                # Nobody reads any more, and the queue's own thread would wait on the pipe forever.
+                out.cancel_join_thread()
+                os._exit(0)
+
+
 def _produce(out: mp.Queue, info: VideoInfo, start: int, end: int | None, opts: PeopleOptions,
-             crop_scale: float, threads: int) -> None:
+             crop_scale: float, threads: int, parent: int) -> None:
     """The worker's body: everything goes through ``out``; errors as ("error", exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides; it stops us on Ctrl-C
     try:
         for item in iter_crops(info, start, end, opts, crop_scale=crop_scale, threads=threads):
-            out.put(("frame" if isinstance(item, CropFrame) else "people", item))
-        out.put(("done", None))
+            _put(out, ("frame" if isinstance(item, CropFrame) else "people", item), parent)
+        _put(out, ("done", None), parent)
     except StafError as err:
-        out.put(("error", err))
+        _put(out, ("error", err), parent)
     except Exception as err:  # reported by the main process as an internal error, with its type
-        out.put(("error", RuntimeError(f"the decoding worker failed: {err.__class__.__name__}: {err}")))
+        _put(out, ("error", RuntimeError(f"the decoding worker failed: {err.__class__.__name__}: {err}")), parent)
 
 
 @contextlib.contextmanager
@@ -121,7 +135,7 @@ def crops_from_worker(info: VideoInfo, start: int, end: int | None, opts: People
     ctx = mp.get_context("spawn")  # never fork a process that has torch's threads running
     out: mp.Queue = ctx.Queue(maxsize=_QUEUE_ITEMS)
     worker = ctx.Process(target=_produce, name="staf-decode", daemon=True,
-                         args=(out, info, start, end, opts, crop_scale, threads or detector_threads()))
+                         args=(out, info, start, end, opts, crop_scale, threads or detector_threads(), os.getpid()))
     with _main_script_hidden():
         worker.start()
     try:

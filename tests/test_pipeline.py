@@ -97,3 +97,57 @@ def test_worker_reports_a_bad_clip_and_stops(tmp_path):
     with pytest.raises(BadInput, match=r"clip\.mp4: not a video file"):
         list(crops_from_worker(info, 0, None, PeopleOptions(), crop_scale=1.2))
     assert not [p for p in multiprocessing.active_children() if p.name == "staf-decode"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to find the worker")
+def test_worker_does_not_outlive_a_killed_run(standin_assets, tmp_path):
+    """``kill -9`` of the main process: its decoding worker notices and leaves (it would otherwise
+    decode this 40 s clip for a good while)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.sample_clip import write_sample_clip
+
+    clip = tmp_path / "long.mp4"
+    write_sample_clip(clip, seconds=40.0, width=320, height=240)
+    root = Path(__file__).resolve().parents[1]
+    main = subprocess.Popen([sys.executable, "-m", "core", "reconstruct", str(clip), "-o", str(tmp_path / "m.npz"),
+                             "--assets", str(standin_assets), "--progress", "none", "--precision", "fp32"],
+                            cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    worker = None
+    deadline = time.monotonic() + 60
+    while worker is None and time.monotonic() < deadline:
+        for child in _children(main.pid):
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace") and _children(child) == []:
+                cmd = Path(f"/proc/{child}/cmdline").read_text(errors="replace")
+                if "resource_tracker" not in cmd:
+                    worker = child
+        time.sleep(0.2)
+    assert worker is not None, "the decoding worker did not start"
+    time.sleep(2.0)
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    gone_by = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < gone_by:
+        time.sleep(0.2)
+    assert not _alive(worker)
+    assert not (tmp_path / "m.npz").exists()
