@@ -86,7 +86,8 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     g.add_argument("--max-people", type=_max_people_arg, help="keep at most the N most prominent tracks "
                    "(default: no limit)")
     g.add_argument("--batch-size", type=int, help="frames per batch")
-    g.add_argument("--precision", default="", choices=("", *PRECISION_CHOICES), help="fp32, fp16 or bf16 (CUDA)")
+    g.add_argument("--precision", default="", choices=("", *PRECISION_CHOICES),
+                   help="fp32, fp16 (CUDA) or bf16; default: the engine's auto")
     g.add_argument("--keep-motion", type=Path, help="also keep the motion file here (a folder for a folder input)")
     return p
 

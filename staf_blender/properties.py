@@ -60,10 +60,11 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
         ('cuda', "CUDA", "The first NVIDIA GPU"),
     ), default='auto')
     precision: EnumProperty(name="Precision", items=(
-        ('DEFAULT', "Default", "The engine's choice"),
+        ('DEFAULT', "Auto", "The engine's choice: bf16 where the device has native bf16 units and the pose "
+                            "stays within 1e-4 rad of fp32, else fp32"),
         ('fp32', "FP32", ""),
         ('fp16', "FP16", "Half precision (CUDA)"),
-        ('bf16', "BF16", "bfloat16 (CUDA)"),
+        ('bf16', "BF16", "bfloat16 (recent GPUs; CPUs with AMX or AVX-512 BF16)"),
     ), default='DEFAULT')
     batch_size: IntProperty(name="Batch size", min=0, default=0, description="Frames per batch; 0: the engine's")
     keep_motion: StringProperty(name="Keep motion file", subtype='FILE_PATH',
