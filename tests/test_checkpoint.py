@@ -15,6 +15,7 @@ from core.model.checkpoint import (
     inspect_staf_checkpoint,
     load_backbone_weights,
     load_staf_weights,
+    read_torch_file,
 )
 from core.model.staf import Staf
 
@@ -129,3 +130,17 @@ def test_checkpoint_that_tries_to_run_code_is_refused(tmp_path):
         load_staf_weights(Staf(), tmp_path / "evil.pth.tar")
     one_line(err)
     assert not marker.exists()
+
+
+def test_zip_bomb_checkpoint_is_refused_before_inflating(tmp_path):
+    import zipfile
+
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * (64 << 20))  # 64 MiB from about 65 KB
+    with pytest.raises(AssetInvalid, match="a zip bomb"):
+        read_torch_file(bomb)
+    fine = tmp_path / "fine.pt"
+    torch.save({"w": torch.arange(3.0)}, fine)
+    assert torch.equal(read_torch_file(fine)["w"], torch.arange(3.0))

@@ -36,6 +36,25 @@ BACKBONE_PREFIX = "feature_extractor."
 _SMPL_COPY = ".smpl."
 
 
+def _check_archive(path: Path) -> None:
+    """A zip-format checkpoint's directory and member sizes checked before torch inflates anything,
+    so a crafted file cannot make loading it take more than the asset bound (2 GiB)."""
+    from core.npz_archive import check_directory, check_members
+    from core.safe_pickle import ASSET_LIMITS
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch's legacy format: a plain pickle, read by the restricted loader
+        problem = check_directory(path, ASSET_LIMITS)
+        if problem is None:
+            with zipfile.ZipFile(path) as archive:
+                problem = check_members(archive, ASSET_LIMITS)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        problem = f"not a readable zip archive ({type(err).__name__})"
+    if problem is not None:
+        raise AssetInvalid(f"{path}: {problem}")
+
+
 def read_torch_file(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers, with one-line errors."""
     path = Path(path)
@@ -43,6 +62,7 @@ def read_torch_file(path: Path) -> Any:
         raise AssetMissing(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AssetInvalid(f"{path}: file is empty")
+    _check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
