@@ -53,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="progress over clips: bar (terminal), json (one object per finished clip), none")
     g = p.add_argument_group("where it runs")
     g.add_argument("--workers", type=int, metavar="N",
-                   help="local worker processes, one clip each (default: one per two cores); each gets "
-                        "cores // N torch threads")
+                   help="local worker processes, one clip each (default: one per core, fewer when memory "
+                        "is short: about 2 GiB each); each gets cores // N torch threads")
     g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run on a Ray cluster: HOST:PORT of 'ray start --head', ray://HOST:PORT, auto, or no "
                         "address for a local one (write it as --ray=ADDRESS or after the inputs)")
