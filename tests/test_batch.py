@@ -28,8 +28,10 @@ SUMMARY = {"batch_summary.csv", "batch_summary.json"}
 
 
 def base_args(assets: Path) -> list[str]:
-    # The clips are under a second long: keep people seen for 0.1 s.
-    return ["--assets", str(assets), "--device", "cpu", "--min-track", "0.1", "--progress", "none"]
+    # The clips are under a second long: keep people seen for 0.1 s. fp32: these tests are about the
+    # batch, not about which precision --precision auto picks (tests/test_reconstruct.py is).
+    return ["--assets", str(assets), "--device", "cpu", "--precision", "fp32", "--min-track", "0.1",
+            "--progress", "none"]
 
 
 def batch(capsys, *args: str) -> tuple[int, str, str]:
@@ -106,16 +108,18 @@ def test_local_pool_bad_clip_conversion_and_rerun(clips, standin_assets, fake_bl
 def test_killed_worker_is_retried_and_leaves_nothing_half_written(clips, standin_assets, tmp_path, capsys,
                                                                   monkeypatch):
     out, marker = tmp_path / "out", tmp_path / "killed"
-    monkeypatch.setenv(TEST_KILL_ENV, f"walk,2.0,{marker}")  # mid-clip: its decoding process is running
-    code, _, _ = batch(capsys, str(clips / "walk.mp4"), str(clips / "zoom.mp4"), "--out", str(out),
+    # 60 frames take a fresh worker several seconds: killed after 1.5 s, it is mid-clip (decoding).
+    write_sample_clip(tmp_path / "long.mp4", seconds=2.0, width=320, height=240)
+    monkeypatch.setenv(TEST_KILL_ENV, f"long,1.5,{marker}")
+    code, _, _ = batch(capsys, str(tmp_path / "long.mp4"), str(clips / "zoom.mp4"), "--out", str(out),
                        "--workers", "2", *base_args(standin_assets))
     assert marker.exists(), "the test hook did not kill the worker"
     rows = summary(out)
     assert code == 0, rows
-    assert rows["walk.mp4"]["status"] == "done" and rows["walk.mp4"]["attempts"] == "2"
+    assert rows["long.mp4"]["status"] == "done" and rows["long.mp4"]["attempts"] == "2"
     assert rows["zoom.mp4"]["status"] == "done"
-    assert len(read_motion(out / "walk.npz").frame_index) == 12
-    assert set(os.listdir(out)) == SUMMARY | {"walk.npz", "zoom.npz"}
+    assert len(read_motion(out / "long.npz").frame_index) == 60
+    assert set(os.listdir(out)) == SUMMARY | {"long.npz", "zoom.npz"}
     assert json.loads((out / "batch_summary.json").read_text())["retried"] >= 1
     if sys.platform == "linux":  # nothing the killed worker started lives on (its decoding process, say)
         assert leftover_processes(str(marker)) == []
@@ -145,21 +149,24 @@ def test_ray_local_cluster(clips, standin_assets, tmp_path, capsys, monkeypatch)
     token.write_text(secrets.token_hex(32))
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     out, marker = tmp_path / "out", tmp_path / "killed"
-    monkeypatch.setenv(TEST_KILL_ENV, f"zoom,2.0,{marker}")
+    write_sample_clip(tmp_path / "long.mp4", seconds=2.0, width=320, height=240)  # killed mid-clip
+    monkeypatch.setenv(TEST_KILL_ENV, f"long,1.5,{marker}")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level=logging.ERROR, log_to_driver=False)
     try:
-        code, _, _ = batch(capsys, str(clips), "--out", str(out), "--ray", *base_args(standin_assets))
+        code, _, _ = batch(capsys, str(clips), str(tmp_path / "long.mp4"), "--out", str(out), "--ray",
+                           *base_args(standin_assets))
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
     rows = summary(out)
     assert code == 5
     assert rows["broken.mp4"]["status"] == "failed" and "not a video file" in rows["broken.mp4"]["error"]
-    assert rows["walk.mp4"]["status"] == rows["zoom.mp4"]["status"] == "done"
+    assert rows["walk.mp4"]["status"] == rows["zoom.mp4"]["status"] == rows["long.mp4"]["status"] == "done"
     assert marker.exists(), "the test hook did not kill the Ray worker"  # ... and Ray's retry finished the clip
+    assert len(read_motion(out / "long.npz").frame_index) == 60
     assert len(read_motion(out / "zoom.npz").frame_index) == 15
     assert json.loads((out / "batch_summary.json").read_text())["backend"] == "ray"
-    assert set(os.listdir(out)) == SUMMARY | {"walk.npz", "zoom.npz"}
+    assert set(os.listdir(out)) == SUMMARY | {"walk.npz", "zoom.npz", "long.npz"}
     if sys.platform == "linux":
         assert leftover_processes(str(marker)) == []
 
