@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.batch.run import BatchConfig, Book
@@ -53,8 +54,10 @@ def _probe(address: str) -> None:
     except ValueError:
         host, port = None, None
     if not host or not port:
+        taken = " (it took an input as its address: write --ray=ADDRESS, or --ray after the inputs)" \
+            if Path(address).exists() else ""
         raise BadInput(f"--ray {address}: give HOST:PORT (the head's address from 'ray start --head'), "
-                       "ray://HOST:PORT, auto, or nothing for a local cluster")
+                       f"ray://HOST:PORT, auto, or nothing for a local cluster{taken}")
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
@@ -108,7 +111,7 @@ def connect(config: BatchConfig) -> Cluster:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
             hint = ""
-            if address and "RAY_AUTH_MODE" not in os.environ:
+            if address and address != "auto" and "RAY_AUTH_MODE" not in os.environ:
                 hint = ("; if the cluster uses token authentication (the default of 'ray start'), set "
                         "RAY_AUTH_MODE=token and give its token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
                         "RAY_AUTH_TOKEN)")
