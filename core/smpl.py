@@ -254,11 +254,12 @@ class BodyModel(torch.nn.Module):
         """Posed vertices (B, len(index), 3) of the vertices ``index`` only, as :meth:`forward` poses them."""
         from core.model.mesh_points import SkinSubset
 
-        subset = getattr(self, "_subset", None)
-        if subset is None or subset.index.shape != index.shape or not torch.equal(subset.index, index.to(
-                subset.index.device)) or subset.v_template.dtype != self.layer.v_template.dtype:
-            subset = self._subset = SkinSubset(self.layer, index)
+        # Like forward(): in the model's own precision, also under mixed-precision autocast.
         with torch.autocast(device_type=betas.device.type, enabled=False):
+            subset = getattr(self, "_subset", None)
+            if subset is None or subset.index.shape != index.shape or not torch.equal(subset.index, index.to(
+                    subset.index.device)) or subset.v_template.dtype != self.layer.v_template.dtype:
+                subset = self._subset = SkinSubset(self.layer, index)
             return subset(betas, rotmats)
 
     def forward_axis_angle(

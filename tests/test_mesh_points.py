@@ -44,3 +44,16 @@ def test_subset_points_in_float64(standin_assets):
         fast = staf.mesh_points(body, est, 1)
         full = staf.maf_extractor[1].downsample(staf.posed_vertices(body, est))
     torch.testing.assert_close(fast, full, atol=1e-12, rtol=0)
+
+
+def test_subset_points_under_bf16_autocast(models):
+    """Under mixed precision the body stays in float32 (its first use may come under autocast)."""
+
+    models.body._subset = None
+    est = _estimate(4, seed=2)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = models.staf.mesh_points(models.body, est, 1)
+    with torch.inference_mode():
+        full = models.staf.maf_extractor[1].downsample(models.staf.posed_vertices(models.body, est))
+    assert models.body._subset.j_shapedirs.dtype == torch.float32
+    torch.testing.assert_close(fast.float(), full, atol=0.05, rtol=0)
