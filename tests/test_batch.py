@@ -111,15 +111,16 @@ def test_killed_worker_is_retried_and_leaves_nothing_half_written(clips, standin
     # 60 frames take a fresh worker several seconds: killed after 1.5 s, it is mid-clip (decoding).
     write_sample_clip(tmp_path / "long.mp4", seconds=2.0, width=320, height=240)
     monkeypatch.setenv(TEST_KILL_ENV, f"long,1.5,{marker}")
-    code, _, _ = batch(capsys, str(tmp_path / "long.mp4"), str(clips / "zoom.mp4"), "--out", str(out),
-                       "--workers", "2", *base_args(standin_assets))
+    # zoom runs beside it (its worker is stopped when the pool breaks), walk waits in the queue.
+    code, _, _ = batch(capsys, str(tmp_path / "long.mp4"), str(clips / "zoom.mp4"), str(clips / "walk.mp4"),
+                       "--out", str(out), "--workers", "2", *base_args(standin_assets))
     assert marker.exists(), "the test hook did not kill the worker"
     rows = summary(out)
     assert code == 0, rows
     assert rows["long.mp4"]["status"] == "done" and rows["long.mp4"]["attempts"] == "2"
-    assert rows["zoom.mp4"]["status"] == "done"
+    assert rows["zoom.mp4"]["status"] == rows["walk.mp4"]["status"] == "done"
     assert len(read_motion(out / "long.npz").frame_index) == 60
-    assert set(os.listdir(out)) == SUMMARY | {"long.npz", "zoom.npz"}
+    assert set(os.listdir(out)) == SUMMARY | {"long.npz", "zoom.npz", "walk.npz"}
     assert json.loads((out / "batch_summary.json").read_text())["retried"] >= 1
     if sys.platform == "linux":  # nothing the killed worker started lives on (its decoding process, say)
         assert leftover_processes(str(marker)) == []

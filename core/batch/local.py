@@ -93,6 +93,10 @@ class _Phase:
                         state["broken"] = True
                         state["started"] |= self._interrupted(item, queue)
                         continue
+                    except Exception as err:  # the task itself raised (it should not): that clip fails
+                        line = " ".join(f"{type(err).__name__}: {err}".split())
+                        outcome = Outcome(item.index, "failed", 0.0, error=f"internal error: {line}",
+                                          exit_code=EXIT_INTERNAL)
                     state["started"] = True
                     if isinstance(item, ConvertTask):
                         self.book.convert_done(outcome)
@@ -135,8 +139,8 @@ class _Phase:
         attempts = self.attempts(item.index)
         if attempts >= 2:
             self.book.lost(item.index, attempts, DIED)
-        else:
-            self.suspects.append(replace(item, started=None))
+        else:  # it may have written its (complete, atomic) output just before its worker died
+            self.suspects.append(replace(item, started=None, options=replace(item.options, overwrite=True)))
         return True
 
 

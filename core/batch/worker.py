@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.errors import EXIT_INTERNAL, StafError
+from core.cancel import Cancelled
+from core.errors import EXIT_CANCELLED, EXIT_INTERNAL, StafError
 from core.reconstruct import ReconstructOptions
 
 __all__ = ["TEST_KILL_ENV", "ClipTask", "ConvertTask", "Outcome", "convert_clip", "init_worker", "run_clip",
@@ -94,7 +95,8 @@ def _test_kill(task: ClipTask) -> None:
 
 
 def run_clip(task: ClipTask) -> Outcome:
-    """Reconstruct one clip in this process (atomic output); a bad clip becomes a "failed" outcome."""
+    """Reconstruct one clip in this worker process (atomic output); a bad clip becomes a "failed"
+    outcome. Asked to stop (SIGTERM), the process exits: run it only in a worker."""
     if task.started:
         Path(task.started).write_text(str(os.getpid()))
     start = time.perf_counter()
@@ -105,6 +107,10 @@ def run_clip(task: ClipTask) -> Outcome:
         from core.reconstruct import reconstruct
 
         motion = reconstruct(task.source, task.output, replace(task.options, progress="none", preview=None))
+    except Cancelled:
+        # SIGTERM/SIGINT: the pool is stopping this worker (a neighbour died, or the run is cancelled).
+        # reconstruct has removed its temporary file; leave now, or the worker would take the next clip.
+        os._exit(EXIT_CANCELLED)
     except StafError as err:
         return Outcome(task.index, "failed", time.perf_counter() - start, error=str(err), exit_code=err.exit_code)
     except Exception as err:  # an engine bug must not stop the other clips: report it on this clip's row
