@@ -106,6 +106,7 @@ class _Phase:
                             submit(follow)
         except BaseException:  # Ctrl-C / SIGTERM: stop the running clips (they clean up), then re-raise
             _stop(pool, futures)
+            self._end_leftovers()
             raise
         pool.shutdown(wait=True)
         if state["broken"]:
@@ -113,8 +114,9 @@ class _Phase:
         return state["started"] or not state["broken"]
 
     def _end_leftovers(self) -> None:
-        """After a break every worker of this pool is gone, but a child of a killed one (the engine's
-        decoding process) would live on: end each of this pool's worker process groups."""
+        """After a break (or a cancel) every worker of this pool is gone, but a child of one that was
+        killed or left at once (the engine's decoding process) could live on: end each of this pool's
+        worker process groups."""
         for mark in self.marks.glob(f"*.{self.generation}"):
             pid = mark.read_text()
             if pid.isdigit():

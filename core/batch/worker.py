@@ -7,6 +7,7 @@ Models stay loaded between clips of the same worker process (``load_models`` is 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -100,6 +101,7 @@ def run_clip(task: ClipTask) -> Outcome:
     if task.started:
         Path(task.started).write_text(str(os.getpid()))
     start = time.perf_counter()
+    cancelled = False
     try:
         set_threads(task.threads)
         if task.test_kill:
@@ -108,15 +110,19 @@ def run_clip(task: ClipTask) -> Outcome:
 
         motion = reconstruct(task.source, task.output, replace(task.options, progress="none", preview=None))
     except Cancelled:
-        # SIGTERM/SIGINT: the pool is stopping this worker (a neighbour died, or the run is cancelled).
-        # reconstruct has removed its temporary file; leave now, or the worker would take the next clip.
-        os._exit(EXIT_CANCELLED)
+        cancelled = True
     except StafError as err:
         return Outcome(task.index, "failed", time.perf_counter() - start, error=str(err), exit_code=err.exit_code)
     except Exception as err:  # an engine bug must not stop the other clips: report it on this clip's row
         line = " ".join(f"{type(err).__name__}: {err}".split())
         return Outcome(task.index, "failed", time.perf_counter() - start, error=f"internal error: {line}",
                        exit_code=EXIT_INTERNAL)
+    if cancelled:
+        # SIGTERM: the pool is stopping this worker (a neighbour died, or the run is cancelled); its
+        # temporary file is gone, and with the exception gone, so are reconstruct's decoding process
+        # and queues. Leave now: a worker that returned would take the next queued clip.
+        gc.collect()
+        os._exit(EXIT_CANCELLED)
     return Outcome(task.index, "done", time.perf_counter() - start, frames=len(motion.frame_index),
                    people=len(motion.people))
 
