@@ -30,7 +30,7 @@ from core.people.settled import SettledBoxes
 from core.people.stage import PeopleOptions, PeoplePass, PeopleResult
 from core.video import DecodedFrame, VideoInfo, iter_decoded
 
-__all__ = ["CropFrame", "crops_from_worker", "detector_threads", "iter_crops"]
+__all__ = ["CropFrame", "DecodingWorker", "crops_from_worker", "detector_threads", "iter_crops"]
 
 _QUEUE_ITEMS = 48  # crops in flight between the worker and the networks (~7 MB for one person)
 _POLL_SECONDS = 0.5
@@ -129,32 +129,55 @@ def _main_script_hidden() -> Iterator[None]:
         main.__file__ = path
 
 
+class DecodingWorker:
+    """:func:`iter_crops` in a worker process, started at once (so that it decodes and finds people
+    while the main process loads the weights); iterate it for the items, close it (or leave the
+    ``with`` block) to stop it."""
+
+    def __init__(self, info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, *, crop_scale: float,
+                 threads: int | None = None) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that has torch's threads running
+        self._out: mp.Queue = ctx.Queue(maxsize=_QUEUE_ITEMS)
+        self._worker = ctx.Process(target=_produce, name="staf-decode", daemon=True,
+                                   args=(self._out, info, start, end, opts, crop_scale,
+                                         threads or detector_threads(), os.getpid()))
+        with _main_script_hidden():
+            self._worker.start()
+
+    def __iter__(self) -> Iterator[CropFrame | PeopleResult]:
+        try:
+            while True:
+                try:
+                    kind, item = self._out.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    if not self._worker.is_alive():
+                        raise RuntimeError("the decoding worker stopped unexpectedly "
+                                           f"(exit code {self._worker.exitcode})") from None
+                    continue
+                if kind == "error":
+                    raise item
+                if kind == "done":
+                    return
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the worker (if it still runs) and release the queue."""
+        if self._worker.is_alive():
+            self._worker.terminate()
+        self._worker.join(timeout=5)
+        self._out.close()
+        self._out.cancel_join_thread()
+
+    def __enter__(self) -> DecodingWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def crops_from_worker(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, *,
-                      crop_scale: float, threads: int | None = None) -> Iterator[CropFrame | PeopleResult]:
+                      crop_scale: float, threads: int | None = None) -> DecodingWorker:
     """:func:`iter_crops` run in a worker process (decoding and detection beside the networks)."""
-    ctx = mp.get_context("spawn")  # never fork a process that has torch's threads running
-    out: mp.Queue = ctx.Queue(maxsize=_QUEUE_ITEMS)
-    worker = ctx.Process(target=_produce, name="staf-decode", daemon=True,
-                         args=(out, info, start, end, opts, crop_scale, threads or detector_threads(), os.getpid()))
-    with _main_script_hidden():
-        worker.start()
-    try:
-        while True:
-            try:
-                kind, item = out.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not worker.is_alive():
-                    raise RuntimeError(f"the decoding worker stopped unexpectedly (exit code {worker.exitcode})"
-                                       ) from None
-                continue
-            if kind == "error":
-                raise item
-            if kind == "done":
-                return
-            yield item
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join(timeout=5)
-        out.close()
-        out.cancel_join_thread()
+    return DecodingWorker(info, start, end, opts, crop_scale=crop_scale, threads=threads)

@@ -9,10 +9,12 @@ streams each person's features through whole-clip STAF, one contiguous run of fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from core.model.precision import choose_precision
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
-from core.pipeline import crops_from_worker, iter_crops
+from core.pipeline import DecodingWorker, iter_crops
 from core.progress import Progress, ProgressMode
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
@@ -143,14 +145,18 @@ def people_options(opts: ReconstructOptions) -> PeopleOptions:
 PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
 
 
+def _pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
+    if opts.pipeline != "auto":
+        return opts.pipeline
+    return "one-pass" if wanted is None and opts.max_people is None else "two-pass"
+
+
 def _run_people_and_staf(models: StafModels, info: VideoInfo, start: int, end: int | None, wanted: list[int] | None,
-                         opts: ReconstructOptions, progress: Progress, where: str,
-                         nobody: str) -> tuple[PeopleResult, list[PersonTrack], dict[int, BodyResults]]:
-    """People and STAF's output for each chosen one, by the pipeline the options ask for."""
-    pipeline = opts.pipeline
-    if pipeline == "auto":
-        pipeline = "one-pass" if wanted is None and opts.max_people is None else "two-pass"
-    if pipeline == "two-pass":
+                         opts: ReconstructOptions, progress: Progress, where: str, nobody: str,
+                         items: Iterable | None) -> tuple[PeopleResult, list[PersonTrack], dict[int, BodyResults]]:
+    """People and STAF's output for each chosen one: from the one-pass pipeline's ``items``, or
+    (None) by the two passes."""
+    if items is None:
         found = find_people(info, start, end, people_options(opts), progress)
         if not found.people:
             raise NoPersonFound(nobody)
@@ -159,8 +165,6 @@ def _run_people_and_staf(models: StafModels, info: VideoInfo, start: int, end: i
                                      batch_size=opts.batch_size, precision=opts.precision,
                                      crop_scale=opts.crop_scale, progress=progress)
         return found, people, bodies
-    produce = crops_from_worker if pipeline == "one-pass" else iter_crops
-    items = produce(info, start, end, people_options(opts), crop_scale=opts.crop_scale)
     expected = (end if end is not None else info.frame_count) - start
     streamed = run_staf_streaming(models, items, max(expected, 0), batch_size=opts.batch_size,
                                   precision=opts.precision, progress=progress)
@@ -226,10 +230,17 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
     video, output = Path(video), Path(output)
     wanted = validate_options(opts)
     check_output(output, opts.overwrite)
-    with cancellable():
+    with cancellable(), contextlib.ExitStack() as running:
         info = probe_video(video)
         start, end = resolve_range(info, opts.start, opts.end)
         assets = resolve_assets_dir(opts.assets)
+        pipeline = _pipeline_for(opts, wanted)
+        items = None
+        if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
+            items = running.enter_context(DecodingWorker(info, start, end, people_options(opts),
+                                                         crop_scale=opts.crop_scale))
+        elif pipeline == "in-process":
+            items = iter_crops(info, start, end, people_options(opts), crop_scale=opts.crop_scale)
         models = load_models_cached(assets, device=opts.device)
         _resolve_precision(opts, models.device)
         chosen = choose_precision(models, opts.precision, assets)
@@ -243,9 +254,10 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
             nobody = (f"{video}: nobody was found in {where}; people must be visible at a reasonable size "
                       "(at least about 1/8 of the frame's height)")
             found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
-                                                          where, nobody)
+                                                          where, nobody, items)
             motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
             motion.meta["options"]["precision_rule"] = chosen.reason
+            motion.meta["options"]["pipeline"] = pipeline
             check_output(output, opts.overwrite)
             write_motion(output, motion)
         finally:
