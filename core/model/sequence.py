@@ -148,7 +148,9 @@ class SequenceRunner:
         net = self.net
         pre14 = net.deconv(0, features)
         map14 = net.activate(0, pre14)
-        cache.append(pre14, net.grid_features(map14), net.maf_extractor[1].premultiply(net.decode(1, map14)))
+        # Kept in float32: under autocast the sampler converts its input, and nine windows read each frame.
+        pre28 = net.maf_extractor[1].premultiply(net.decode(1, map14)).float()
+        cache.append(pre14, net.grid_features(map14), pre28)
 
     def _windows(self, cache: _FrameCache, first: int, count: int, n_frames: int | None) -> FrameResults:
         net = self.net
