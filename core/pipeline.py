@@ -49,8 +49,8 @@ class CropFrame:
 
 
 def detector_threads(cores: int | None = None) -> int:
-    """Threads for detection in the worker: one on small machines (the networks need the cores),
-    more where cores would otherwise idle beside a GPU."""
+    """Threads for detection in the worker, given the cores the run may use (default: the
+    machine's): one on small shares (the networks need the cores), up to four on large ones."""
     cores = cores or os.cpu_count() or 1
     return 1 if cores <= 4 else min(4, cores // 4)
 

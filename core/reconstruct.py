@@ -32,7 +32,7 @@ from core.model.precision import choose_precision
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
-from core.pipeline import DecodingWorker, iter_crops
+from core.pipeline import DecodingWorker, detector_threads, iter_crops
 from core.progress import Progress, ProgressMode
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
@@ -237,8 +237,10 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         pipeline = _pipeline_for(opts, wanted)
         items = None
         if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
+            # Its detector threads follow this process's share of the cores (a batch worker's is a part).
             items = running.enter_context(DecodingWorker(info, start, end, people_options(opts),
-                                                         crop_scale=opts.crop_scale))
+                                                         crop_scale=opts.crop_scale,
+                                                         threads=detector_threads(torch.get_num_threads())))
         elif pipeline == "in-process":
             items = iter_crops(info, start, end, people_options(opts), crop_scale=opts.crop_scale)
         models = load_models_cached(assets, device=opts.device)
