@@ -52,14 +52,16 @@ class SettledBoxes:
         if hi <= lo:
             return []
         self.next = hi
-        ran = np.array(self.people.ran)
+        # Only the frames a range may reach: converting the whole list each time would grow with the clip.
+        ran_from = max(0, lo - self.margin)
+        ran = np.array(self.people.ran[ran_from:hi + self.margin])
         per_frame: list[list[tuple[int, np.ndarray, int]]] = [[] for _ in range(hi - lo)]
         for raw in self.people.tracker.tracks():
             first, end = observed_range(raw, seen, self.people.every)
             a, b = max(first, lo - self.margin), min(end, hi + self.margin)
             if max(a, lo) >= min(b, hi):
                 continue
-            track = clean_boxes(raw, ran, a, b, self.people.scale, self.people.opts, self.people.fps)
+            track = clean_boxes(raw, ran, a, b, self.people.scale, self.people.opts, self.people.fps, ran_from)
             for k in range(max(a, lo), min(b, hi)):
                 flag = int(track.flags[k - a])
                 if flag:

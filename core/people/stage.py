@@ -108,15 +108,16 @@ def observed_range(raw: RawTrack, n_frames: int, every: int) -> tuple[int, int]:
 
 
 def clean_boxes(raw: RawTrack, ran: np.ndarray, first: int, end: int, scale: float, opts: PeopleOptions,
-                fps: float) -> Track:
-    """The cleaned box track of ``raw`` over frames [first, end), from its observations in that range.
-    Gap filling and smoothing are local, so a range that extends far enough around a frame gives that
-    frame the same box as the whole track does (what lets boxes be final while decoding goes on)."""
+                fps: float, ran_from: int = 0) -> Track:
+    """The cleaned box track of ``raw`` over frames [first, end), from its observations in that range
+    (``ran[i]``: whether frame ``ran_from + i`` was analysed). Gap filling and smoothing are local, so
+    a range that extends far enough around a frame gives that frame the same box as the whole track
+    does (what lets boxes be final while decoding goes on)."""
     lo, hi = bisect.bisect_left(raw.frames, first), bisect.bisect_left(raw.frames, end)
     boxes: list[np.ndarray | None] = [None] * (end - first)
     for f, box in zip(raw.frames[lo:hi], raw.boxes[lo:hi], strict=True):
         boxes[f - first] = box * scale
-    return build_track(boxes, ran[first:end], max_gap=max(0, round(opts.max_gap * fps)),
+    return build_track(boxes, ran[first - ran_from:end - ran_from], max_gap=max(0, round(opts.max_gap * fps)),
                        smooth_sigma=opts.smooth * fps)
 
 
