@@ -1,10 +1,10 @@
 """The engine's main job: a video in, a motion file out.
 
-Two streaming passes over the clip keep memory independent of its length: the first decodes a
-downscaled copy and finds, follows and cleans up every person (``core.people``); the second decodes
-full frames once for all chosen people, cuts their crops, runs the backbone in shared batches and
-streams each person's features through whole-clip STAF, one contiguous run of frames at a time
-(``core.inference``).
+Everything streams, so memory does not depend on the clip's length. For everybody (the default)
+the clip is decoded once: a worker process decodes, finds and follows people and cuts the crops of
+frames whose boxes have settled (``core.pipeline``), while this process runs the backbone and
+whole-clip STAF on them (``core.inference``). When ``--person``/``--max-people`` choose some
+people, the people stage runs first (``core.people``) and a second decoding cuts only their crops.
 """
 
 from __future__ import annotations
@@ -130,8 +130,6 @@ def _file_sha256(path: Path) -> str:
 
 
 def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
-    if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
-        raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.precision == "fp16" and device.type != "cuda":
         raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")
 
@@ -213,6 +211,8 @@ def validate_options(opts: ReconstructOptions) -> list[int] | None:
         raise BadInput("--batch-size and --detect-every must be at least 1")
     if opts.max_people is not None and opts.max_people < 1:
         raise BadInput(f"--max-people {opts.max_people}: give at least 1 (or leave it out for everybody)")
+    if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
+        raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.pipeline not in PIPELINES:
         raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
     if not opts.min_track >= 0:
