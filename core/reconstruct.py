@@ -121,6 +121,18 @@ def check_output(output: Path, overwrite: bool, suffix: str = ".npz", what: str 
     os.unlink(probe)
 
 
+def _check_not_input(output: Path, source: Path, what: str) -> None:
+    """Refuse to write ``what`` over the clip being read (with --overwrite it would be replaced)."""
+    same = output.resolve() == source.resolve()
+    if not same and output.exists() and source.exists():
+        try:
+            same = os.path.samefile(output, source)
+        except OSError:
+            same = False
+    if same:
+        raise OutputError(f"{output}: is the input video; write {what} to another file")
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -230,6 +242,15 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
     video, output = Path(video), Path(output)
     wanted = validate_options(opts)
     check_output(output, opts.overwrite)
+    _check_not_input(output, video, "the motion file")
+    if opts.preview:  # checked now: a refusal after the run would come with the motion file written
+        preview = Path(opts.preview)
+        if preview.suffix.lower() not in (".mp4", ".png"):
+            raise OutputError(f"{preview}: a preview is an .mp4 video or a .png contact sheet")
+        check_output(preview, opts.overwrite, preview.suffix.lower(), "the preview")
+        _check_not_input(preview, video, "the preview")
+        if preview.resolve() == output.resolve():
+            raise OutputError(f"{preview}: the preview and the motion file must be different files")
     with cancellable(), contextlib.ExitStack() as running:
         info = probe_video(video)
         start, end = resolve_range(info, opts.start, opts.end)

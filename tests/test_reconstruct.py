@@ -215,3 +215,25 @@ def test_precision_options(sample, standin_assets, tmp_path):
     # bfloat16 keeps about 3 significant digits: close to fp32, not equal.
     assert np.abs(half.people[0].pose - full.people[0].pose).max() < 0.05
     assert np.abs(half.people[0].cam_crop - full.people[0].cam_crop).max() < 0.02
+
+
+def test_outputs_checked_before_any_work(sample, standin_assets, tmp_path):
+    """A preview that cannot be written, or an output that is the input clip itself, is refused before
+    the run: nothing is written and the clip is untouched."""
+    import shutil
+
+    clip = shutil.copy(sample[0], tmp_path / "clip.mp4")
+    before = Path(clip).read_bytes()
+    out = tmp_path / "m.npz"
+    with pytest.raises(OutputError, match=r"a preview is an \.mp4 video or a \.png"):
+        reconstruct(clip, out, opts(standin_assets, preview=str(tmp_path / "p.gif")))
+    (tmp_path / "p.png").write_text("mine")
+    with pytest.raises(OutputError, match="--overwrite"):
+        reconstruct(clip, out, opts(standin_assets, preview=str(tmp_path / "p.png")))
+    (tmp_path / "link.npz").symlink_to(clip)  # the same file under a motion file's name
+    with pytest.raises(OutputError, match="is the input video"):
+        reconstruct(clip, tmp_path / "link.npz", opts(standin_assets, preview=str(tmp_path / "q.png"), overwrite=True))
+    with pytest.raises(OutputError, match="is the input video"):
+        reconstruct(clip, out, opts(standin_assets, preview=str(clip), overwrite=True))
+    assert not out.exists() and not (tmp_path / "q.png").exists()
+    assert (tmp_path / "p.png").read_text() == "mine" and Path(clip).read_bytes() == before
