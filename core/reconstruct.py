@@ -216,19 +216,37 @@ def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: 
     return motion_from_people(meta, frame_index, frame_time, smpl, motions)
 
 
+#: Numeric options: (flag, attribute, smallest, largest, unit). Whole numbers are ints; None may be
+#: given for the optional ones. Ranges are what a run can use, not only what does not crash.
+_NUMERIC = (
+    ("--batch-size", "batch_size", 1, 4096, ""),
+    ("--detect-every", "detect_every", 1, 300, " frames"),
+    ("--max-people", "max_people", 1, 1000, ""),
+    ("--max-gap", "max_gap", 0.0, 60.0, " s"),
+    ("--smooth", "smooth", 0.0, 10.0, " s"),
+    ("--min-track", "min_track", 0.0, 3600.0, " s"),
+    ("--focal", "focal", 1.0, 1e6, " px"),
+    ("crop_scale", "crop_scale", 1.0, 3.0, ""),
+    ("detect_max_side", "detect_max_side", 64, 4096, " px"),
+)
+
+
 def validate_options(opts: ReconstructOptions) -> list[int] | None:
     """Check the options that need no file before any work starts; returns the wanted person ids
     (None: everybody)."""
-    if (opts.batch_size is not None and opts.batch_size < 1) or opts.detect_every < 1:
-        raise BadInput("--batch-size and --detect-every must be at least 1")
-    if opts.max_people is not None and opts.max_people < 1:
-        raise BadInput(f"--max-people {opts.max_people}: give at least 1 (or leave it out for everybody)")
+    for flag, name, low, high, unit in _NUMERIC:
+        value = getattr(opts, name)
+        if value is None and name in ("batch_size", "max_people", "focal"):
+            continue
+        whole = isinstance(low, int)
+        ok = isinstance(value, int) if whole else isinstance(value, int | float)
+        if not ok or isinstance(value, bool) or not (low <= value <= high):  # also refuses NaN
+            kind = "a whole number" if whole else "a number"
+            raise BadInput(f"{flag} {value}: give {kind} from {low} to {high:g}{unit}")
     if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
         raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.pipeline not in PIPELINES:
         raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
-    if not opts.min_track >= 0:
-        raise BadInput(f"--min-track {opts.min_track}: give a duration in seconds, 0 or more")
     return parse_person_spec(opts.person)
 
 

@@ -192,7 +192,7 @@ def test_manifest_rows_each_reported(clips, standin_assets, tmp_path, capsys):
     assert len(read_motion(out / "short" / "walk6.npz").frame_index) == 6
     assert rows[1]["error"].endswith("missing.mp4: file not found")
     assert "line 4: column 'max_people': 'two' is not a whole number" in rows[2]["error"]
-    assert "--detect-every must be at least 1" in rows[3]["error"]
+    assert "--detect-every 0: give a whole number from 1" in rows[3]["error"]
     assert err.count("failed: ") == 3
 
     manifest.write_text("video,speed\na.mp4,2\n")

@@ -237,3 +237,17 @@ def test_outputs_checked_before_any_work(sample, standin_assets, tmp_path):
         reconstruct(clip, out, opts(standin_assets, preview=str(clip), overwrite=True))
     assert not out.exists() and not (tmp_path / "q.png").exists()
     assert (tmp_path / "p.png").read_text() == "mine" and Path(clip).read_bytes() == before
+
+
+@pytest.mark.parametrize(("field", "value", "flag"), [
+    ("focal", float("nan"), "--focal"), ("focal", float("inf"), "--focal"), ("focal", -500.0, "--focal"),
+    ("smooth", -0.1, "--smooth"), ("max_gap", -1.0, "--max-gap"), ("max_gap", float("nan"), "--max-gap"),
+    ("min_track", float("inf"), "--min-track"), ("batch_size", 0, "--batch-size"),
+    ("batch_size", 10**9, "--batch-size"), ("detect_every", 0, "--detect-every"), ("max_people", 0, "--max-people"),
+    ("batch_size", 2.5, "--batch-size"), ("crop_scale", 0.0, "crop_scale"),
+])
+def test_numeric_options_are_checked_before_any_work(field, value, flag, tmp_path):
+    """Each bad number is one line naming the flag, raised before the clip is even opened."""
+    with pytest.raises(BadInput, match=f"^{flag} "):
+        reconstruct(tmp_path / "not-even-there.mp4", tmp_path / "m.npz", ReconstructOptions(**{field: value}))
+    assert not list(tmp_path.iterdir())

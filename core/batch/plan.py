@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.batch.inputs import Entry
-from core.errors import EXIT_BAD_INPUT, EXIT_OUTPUT, BadInput, OutputError, StafError
-from core.model.load import PRECISION_DTYPES
+from core.errors import EXIT_BAD_INPUT, EXIT_OUTPUT, OutputError, StafError
 from core.reconstruct import ReconstructOptions, validate_options
 
 __all__ = ["Clip", "check_out_dir", "plan_clips"]
@@ -62,11 +61,7 @@ def check_out_dir(out: Path) -> Path:
 
 def _options(entry: Entry, base: ReconstructOptions) -> ReconstructOptions:
     opts = replace(base, **entry.overrides)
-    validate_options(opts)
-    if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
-        raise BadInput(f"precision '{opts.precision}': use auto, {', '.join(PRECISION_DTYPES)}")
-    if opts.focal is not None and not opts.focal > 0:
-        raise BadInput(f"focal {opts.focal}: give a focal length in pixels, above 0")
+    validate_options(opts)  # every option, precision and focal included
     return opts
 
 
