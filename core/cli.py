@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from core import __version__
-from core.errors import EXIT_CANCELLED, StafError
+from core.errors import EXIT_CANCELLED, EXIT_USAGE, StafError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -23,9 +23,17 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line with a hint (exit code 2), not the whole
+    usage block; the subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
-    parser = argparse.ArgumentParser(prog="python -m core", description="STAF: video to SMPL motion.")
+    parser = _Parser(prog="python -m core", description="STAF: video to SMPL motion.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -35,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (errors: one line on stderr)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so that the hint names its --help
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except StafError as err:

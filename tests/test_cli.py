@@ -66,3 +66,27 @@ def test_bad_device_is_one_line_exit_5(standin_assets, tmp_path):
     assert proc.returncode == 5
     assert proc.stderr.strip().count("\n") == 0 and "unknown device 'tpu'" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_are_one_line_with_a_hint(tmp_path, capsys):
+    """Every command's usage error: exit 2, one line on stderr naming the command and its --help."""
+    import pytest
+
+    cases = [
+        ([], "python -m core"),
+        (["nosuch"], "python -m core"),
+        (["reconstruct"], "python -m core reconstruct"),
+        (["reconstruct", "a.mp4", "-o", "x.npz", "--batch-size", "x"], "python -m core reconstruct"),
+        (["reconstruct", "a.mp4", "-o", "x.npz", "--precision", "fp8"], "python -m core reconstruct"),
+        (["tracks"], "python -m core tracks"),
+        (["batch"], "python -m core batch"),
+        (["doctor", "--nosuch"], "python -m core doctor"),
+        (["train", "--nosuch"], "python -m core train"),
+    ]
+    for argv, prog in cases:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2, argv
+        assert err.count("\n") == 1 and err.startswith(f"error: {prog}: ") and f"(see {prog} --help)" in err, err
+    assert not list(tmp_path.iterdir())
