@@ -40,6 +40,19 @@ class BodyResults:
             t.float().cpu() for t in (part.rotmat, part.betas, part.cam))
 
 
+def _features_by_key(models: StafModels, pending: list) -> list:
+    """One backbone batch over the pending (key, crop) pairs, emptied; the features per key, each
+    key's rows in frame order (one feed per run)."""
+    if not pending:
+        return []
+    feats = models.features(normalise(np.stack([c for _, c in pending])))
+    rows: dict = {}
+    for i, (key, _) in enumerate(pending):
+        rows.setdefault(key, []).append(i)
+    pending.clear()
+    return [(key, feats[idx]) for key, idx in rows.items()]
+
+
 def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frames: int, people: list[PersonTrack],
                         *, batch_size: int, precision: str, crop_scale: float,
                         progress: Progress) -> dict[int, BodyResults]:
@@ -60,15 +73,8 @@ def run_staf_for_people(models: StafModels, info: VideoInfo, start: int, n_frame
             out[person.person_id].put(key[1] - person.first + part.start, part)
 
     def flush() -> None:
-        if not pending:
-            return
-        feats = models.features(normalise(np.stack([c for _, c in pending])))
-        rows: dict[tuple[int, int], list[int]] = {}
-        for i, (key, _) in enumerate(pending):
-            rows.setdefault(key, []).append(i)
-        for key, idx in rows.items():  # each run's frames in order, one feed per run
-            place(key, open_runs[key][1].feed(feats[idx]))
-        pending.clear()
+        for key, feats in _features_by_key(models, pending):
+            place(key, open_runs[key][1].feed(feats))
 
     done = 0
     upcoming = 0  # runs[upcoming:] have not started yet
@@ -151,17 +157,10 @@ def run_staf_streaming(models: StafModels, items: Iterable, n_frames: int, *, ba
     progress.stage("reconstruct", n_frames)
 
     def flush() -> None:
-        if not pending:
-            return
-        feats = models.features(normalise(np.stack([c for _, c in pending])))
-        rows: dict[int, list[int]] = {}
-        for i, (key, _) in enumerate(pending):
-            rows.setdefault(key, []).append(i)
-        for key, idx in rows.items():
+        for key, feats in _features_by_key(models, pending):
             first, stream, _ = open_runs[key]
-            for part in stream.feed(feats[idx]):
+            for part in stream.feed(feats):
                 got[key].put(first, part)
-        pending.clear()
 
     def close(keys: list[int]) -> None:
         flush()
