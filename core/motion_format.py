@@ -23,6 +23,7 @@ import numpy as np
 
 from .motion_schema import (
     FILE_ARRAYS,
+    FILE_OPTIONAL,
     MAX_FILE_BYTES,
     MAX_PEOPLE,
     MAX_RATIO,
@@ -39,6 +40,7 @@ from .npz_archive import ArchiveLimits, NpzArchive
 __all__ = [
     "FLAG_DETECTED",
     "FLAG_INTERPOLATED",
+    "FLAG_NOT_ANALYSED",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Motion",
@@ -49,11 +51,12 @@ __all__ = [
 ]
 
 FORMAT_NAME = "staf-motion"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-#: Bits of ``PersonMotion.flags``.
-FLAG_DETECTED = 1  # the person's box was detected in this frame
-FLAG_INTERPOLATED = 2  # the box was filled in from neighbouring frames (a short detection gap)
+#: Bits of ``PersonMotion.flags`` (version 1 files set FLAG_DETECTED on frames not analysed too).
+FLAG_DETECTED = 1  # the detector ran on this frame and found the person
+FLAG_INTERPOLATED = 2  # the box was filled in over a short detection gap (the detector ran, found nobody)
+FLAG_NOT_ANALYSED = 4  # the detector did not run on this frame (--detect-every): box from the frames around it
 
 
 
@@ -74,7 +77,10 @@ class PersonMotion:
     rest_vertices (V, 3) and rest_joints (24, 3) float32: the SMPL rest pose for ``shape``.
     Optional (None when the file has none): score (F,) float32 the detector's presence score and
     landmarks (F, 33, 3) float32 BlazePose's 2D landmarks (x, y pixels, visibility), both NaN on
-    frames where the person was not observed (interpolated or not analysed).
+    frames where the person was not observed (interpolated or not analysed); from version 2,
+    contacts (F, 4) uint8 0/1 foot contacts (left heel, left toe, right heel, right toe),
+    world_translation (F, 3) float32 the root translation in world axes (with ``Motion.camera_to_world``)
+    and pose_locked (F, 24, 3) float32 ``pose`` with foot lock applied to the legs.
     """
 
     person_id: int
@@ -92,6 +98,9 @@ class PersonMotion:
     rest_joints: np.ndarray
     score: np.ndarray | None = None
     landmarks: np.ndarray | None = None
+    contacts: np.ndarray | None = None
+    world_translation: np.ndarray | None = None
+    pose_locked: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
@@ -104,7 +113,9 @@ class Motion:
     meta: JSON-compatible dict (source video, engine, checkpoint, options, camera); frame_index (N,)
     int64 and frame_time (N,) float64: every frame of the processed range; joint_names (24,);
     parents (24,) int32 (root -1); faces (13776, 3) int32; skin_weights (V, 24) float32;
-    shape_dirs (V, 3, 10) float32; people: one PersonMotion per track.
+    shape_dirs (V, 3, 10) float32; people: one PersonMotion per track; camera_to_world (N, 4, 4)
+    float64 or None: per frame, the camera-to-world transform of the world frame (z up, the ground
+    plane at z = 0), present when the run found a ground plane (version 2).
     """
 
     meta: dict[str, Any]
@@ -116,6 +127,7 @@ class Motion:
     skin_weights: np.ndarray
     shape_dirs: np.ndarray
     people: tuple[PersonMotion, ...] = field(default_factory=tuple)
+    camera_to_world: np.ndarray | None = None
 
     @property
     def fps(self) -> float:
@@ -151,6 +163,8 @@ def motion_arrays(motion: Motion) -> dict[str, np.ndarray]:
         "shape_dirs": np.asarray(motion.shape_dirs, np.float32),
         "person_ids": np.array([p.person_id for p in motion.people], dtype=np.int64),
     }
+    if motion.camera_to_world is not None:
+        arrays["camera_to_world"] = np.asarray(motion.camera_to_world, np.float64)
     for person in motion.people:
         for name, spec in {**PERSON_ARRAYS, **PERSON_OPTIONAL}.items():
             if getattr(person, name) is not None:
@@ -159,7 +173,7 @@ def motion_arrays(motion: Motion) -> dict[str, np.ndarray]:
 
 
 _LIMITS = ArchiveLimits(
-    max_members=len(FILE_ARRAYS) + MAX_PEOPLE * (len(PERSON_ARRAYS) + len(PERSON_OPTIONAL)) + 100,
+    max_members=len(FILE_ARRAYS) + len(FILE_OPTIONAL) + MAX_PEOPLE * (len(PERSON_ARRAYS) + len(PERSON_OPTIONAL)) + 100,
     max_total_bytes=MAX_FILE_BYTES,
     max_ratio=MAX_RATIO,
 )
@@ -261,8 +275,27 @@ def _read(r: _Reader) -> Motion:
     ids = r.array("person_ids", FILE_ARRAYS["person_ids"]).tolist()
     if len(set(ids)) != len(ids):
         raise r.fail(f"'person_ids' repeats an id; {_REDO}")
+    camera_to_world = None
+    if "camera_to_world" in r.archive:
+        camera_to_world = r.array("camera_to_world", FILE_OPTIONAL["camera_to_world"])
+        problem = _rigid_problem(camera_to_world)
+        if problem:
+            raise r.fail(f"'camera_to_world' {problem}; {_REDO}")
     people = tuple(_read_person(r, int(pid), frame_index) for pid in ids)
-    return Motion(meta, frame_index, frame_time, names, parents, faces, weights, shape_dirs, people)
+    return Motion(meta, frame_index, frame_time, names, parents, faces, weights, shape_dirs, people,
+                  camera_to_world)
+
+
+def _rigid_problem(m: np.ndarray) -> str | None:
+    """Why the (N, 4, 4) transforms are not rigid (rotation and translation), or None."""
+    if m.size == 0:
+        return None
+    if np.abs(m[:, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max() > 1e-6:
+        return "has a last row other than (0, 0, 0, 1)"
+    r = m[:, :3, :3]
+    if np.abs(r @ r.transpose(0, 2, 1) - np.eye(3)).max() > 1e-4 or (np.linalg.det(r) < 0).any():
+        return "holds a matrix that is not a rotation"
+    return None
 
 
 def _read_person(r: _Reader, pid: int, frame_index: np.ndarray) -> PersonMotion:

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "FILE_ARRAYS",
+    "FILE_OPTIONAL",
     "MAX_FACES",
     "MAX_FILE_BYTES",
     "MAX_FPS",
@@ -82,6 +83,10 @@ FILE_ARRAYS = {
     "shape_dirs": ArraySpec(np.float32, ("V", 3, N_BETAS), -1e3, 1e3),
     "person_ids": ArraySpec(np.int64, ("P",), 0, MAX_PERSON_ID),
 }
+#: Whole-file arrays a file may leave out (version 2: the world frame, when a ground plane was found).
+FILE_OPTIONAL = {
+    "camera_to_world": ArraySpec(np.float64, ("N", 4, 4)),
+}
 #: Per person (keys ``person_<id>/<name>``), in the order a reader checks them.
 PERSON_ARRAYS = {
     "frame": ArraySpec(np.int64, ("F",), 0, MAX_FRAMES - 1),
@@ -100,6 +105,10 @@ PERSON_ARRAYS = {
 PERSON_OPTIONAL = {
     "score": ArraySpec(np.float32, ("F",), 0.0, 1.0, allow_nan=True),
     "landmarks": ArraySpec(np.float32, ("F", N_LANDMARKS, 3), -1e7, 1e7, allow_nan=True),
+    # Version 2: the clean-up stage (core/cleanup).
+    "contacts": ArraySpec(np.uint8, ("F", 4), 0, 1),
+    "world_translation": ArraySpec(np.float32, ("F", 3)),
+    "pose_locked": ArraySpec(np.float32, ("F", N_JOINTS, 3), -100.0, 100.0),
 }
 _MAX_DIM = {"N": MAX_FRAMES, "F": MAX_FRAMES, "V": MAX_VERTICES, "T": MAX_FACES, "P": MAX_PEOPLE}
 
@@ -107,7 +116,7 @@ _MAX_DIM = {"N": MAX_FRAMES, "F": MAX_FRAMES, "V": MAX_VERTICES, "T": MAX_FACES,
 def member_bound(key: str) -> int | None:
     """The most data bytes member ``key`` may hold (None: a key readers never read)."""
     name = key.split("/", 1)[1] if key.startswith("person_") and "/" in key else key
-    spec = FILE_ARRAYS.get(key) or PERSON_ARRAYS.get(name) or PERSON_OPTIONAL.get(name)
+    spec = FILE_ARRAYS.get(key) or FILE_OPTIONAL.get(key) or PERSON_ARRAYS.get(name) or PERSON_OPTIONAL.get(name)
     if spec is None:
         return None
     count = math.prod(_MAX_DIM[d] if isinstance(d, str) else d for d in spec.shape)
@@ -192,6 +201,11 @@ META_FIELDS = (
     MetaField("options", "object"),
     MetaField("created", "text", False, 0, 64),
     MetaField("people_found", "int", False, 0, MAX_PERSON_ID + 1),
+    MetaField("world", "object"),
+    MetaField("world.camera_motion", "text", False, 0, 64),
+    MetaField("world.camera_height_m", "number", False, 0, 1e4),
+    MetaField("world.camera_pitch_deg", "number", False, -90, 90),
+    MetaField("world.note", "text", False, 0, 1024),
 )
 
 

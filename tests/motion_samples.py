@@ -1,7 +1,8 @@
 """Small valid motion files for the fuzzer and the bad-input suite (no SMPL, no torch: milliseconds).
 
 A 30-vertex body with SMPL's joint tree, 12 frames, two people (person 0 missing for frames 4-5,
-person 1 with the optional score and landmarks), in the real format (core.motion_format), and the
+person 1 with the optional score, landmarks and the clean-up's contacts, world translation and
+foot-locked pose; the file with a camera_to_world per frame), in the real format (core.motion_format), and the
 add-on exactly as the extension ships it (its vendored reader, imported without bpy).
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED, Motion, PersonMotion, motion_arrays
+from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED, FLAG_NOT_ANALYSED, Motion, PersonMotion, motion_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
@@ -35,6 +36,8 @@ def sample_meta() -> dict:
         "camera": {"focal_length_px": 734.3, "focal_rule": "image diagonal", "crop_scale": 1.2},
         "options": {"device": "cpu"},
         "people_found": 2,
+        "world": {"camera_motion": "rotating", "camera_height_m": 1.6, "camera_pitch_deg": 0.0,
+                  "note": "ground plane from 40 contact points"},
     }
 
 
@@ -51,6 +54,7 @@ def sample_motion(seed: int = 0) -> Motion:
         n = len(keep)
         flags = np.full(n, FLAG_DETECTED, np.uint8)
         flags[-1] = FLAG_INTERPOLATED
+        flags[1::3] = FLAG_NOT_ANALYSED
         optional = {}
         if pid == 1:
             score = rng.random(n).astype(np.float32)
@@ -58,7 +62,10 @@ def sample_motion(seed: int = 0) -> Motion:
             landmarks = rng.normal(300, 50, (n, 33, 3)).astype(np.float32)
             landmarks[:, :, 2] = rng.random((n, 33))
             landmarks[-1] = np.nan
-            optional = {"score": score, "landmarks": landmarks}
+            optional = {"score": score, "landmarks": landmarks,
+                        "contacts": (rng.random((n, 4)) < 0.5).astype(np.uint8),
+                        "world_translation": rng.normal(0, 1, (n, 3)).astype(np.float32),
+                        "pose_locked": rng.normal(0, 0.3, (n, 24, 3)).astype(np.float32)}
         people.append(PersonMotion(
             person_id=pid, frame=frames[keep], time=times[keep],
             pose=rng.normal(0, 0.3, (n, 24, 3)).astype(np.float32),
@@ -71,8 +78,18 @@ def sample_motion(seed: int = 0) -> Motion:
             rest_vertices=rng.normal(0, 0.5, (N_VERTS, 3)).astype(np.float32),
             rest_joints=rng.normal(0, 0.5, (24, 3)).astype(np.float32), **optional))
     names = tuple(f"joint_{j:02d}" for j in range(24))
+    camera_to_world = np.tile(np.eye(4), (N_FRAMES, 1, 1))
+    yaw = np.linspace(0, 0.3, N_FRAMES)  # a camera 1.6 m up, looking along +y and turning
+    camera_to_world[:, :3, :3] = np.einsum("fab,bc->fac", _about_z(yaw), np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]))
+    camera_to_world[:, 2, 3] = 1.6
     return Motion(sample_meta(), frames, times, names, np.array(SMPL_PARENTS, np.int32), faces, weights,
-                  rng.normal(0, 0.01, (N_VERTS, 3, 10)).astype(np.float32), tuple(people))
+                  rng.normal(0, 0.01, (N_VERTS, 3, 10)).astype(np.float32), tuple(people), camera_to_world)
+
+
+def _about_z(angle: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    zero, one = np.zeros_like(c), np.ones_like(c)
+    return np.stack([c, -s, zero, s, c, zero, zero, zero, one], -1).reshape(-1, 3, 3)
 
 
 def sample_arrays(seed: int = 0) -> dict[str, np.ndarray]:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from motion_samples import sample_arrays
 
 from core.motion import robust_shape, write_motion
-from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED, MotionFormatError, motion_arrays, read_motion
+from core.motion_format import (
+    FLAG_DETECTED,
+    FLAG_INTERPOLATED,
+    FLAG_NOT_ANALYSED,
+    FORMAT_VERSION,
+    MotionFormatError,
+    motion_arrays,
+    read_motion,
+)
+from core.people.smoothing import build_track
 from core.smpl import load_smpl_data
 from core.standins.motion import synthetic_motion
 
@@ -65,7 +75,7 @@ def _rewrite(motion, path, **changes):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"version": np.array(2)}, "newer than this reader"),
+    ({"version": np.array(FORMAT_VERSION + 1)}, "newer than this reader"),
     ({"format": np.array("something-else")}, "not a motion file"),
     ({"person_0/pose": None}, "'person_0/pose' is missing"),
     ({"person_1/betas": np.zeros((40, 9), np.float32)}, r"'person_1/betas' has shape \(40, 9\)"),
@@ -114,3 +124,29 @@ def test_other_widths_and_deflated_files_still_read(motion, tmp_path):
     assert back.people[1].flags.dtype == np.uint8
     assert np.array_equal(back.people[0].pose, motion.people[0].pose)
     assert np.array_equal(back.frame_index, motion.frame_index)
+
+
+def test_version_1_files_still_read_and_version_2_arrays_round_trip(tmp_path):
+    arrays = sample_arrays()
+    old = {k: v for k, v in arrays.items()
+           if k != "camera_to_world" and k.rsplit("/", 1)[-1] not in ("contacts", "world_translation", "pose_locked")}
+    old["version"] = np.array(1, np.int64)
+    np.savez(tmp_path / "v1.npz", **old)
+    v1 = read_motion(tmp_path / "v1.npz")
+    assert v1.camera_to_world is None and v1.person(1).contacts is None and v1.person(1).pose_locked is None
+    np.savez(tmp_path / "v2.npz", **arrays)
+    v2 = read_motion(tmp_path / "v2.npz")
+    assert np.array_equal(v2.camera_to_world, arrays["camera_to_world"])
+    for name in ("contacts", "world_translation", "pose_locked"):
+        assert np.array_equal(getattr(v2.person(1), name), arrays[f"person_1/{name}"]), name
+    assert v2.person(0).contacts is None
+
+
+def test_frames_the_detector_skipped_have_their_own_flag():
+    ran = np.arange(12) % 2 == 0  # --detect-every 2
+    boxes = [np.array([100.0, 100, 50, 80]) if r and i not in (4, 6) else None for i, r in enumerate(ran)]
+    track = build_track(boxes, ran, max_gap=5, smooth_sigma=0)
+    assert (track.flags[[0, 2, 8, 10]] == FLAG_DETECTED).all()
+    assert (track.flags[[1, 9, 11]] == FLAG_NOT_ANALYSED).all()  # between or after analysed frames
+    assert (track.flags[[4, 6]] == FLAG_INTERPOLATED).all()  # analysed, nobody found, filled in
+    assert (track.flags[[3, 5, 7]] == FLAG_INTERPOLATED | FLAG_NOT_ANALYSED).all()  # skipped, inside that gap

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from motion_samples import npz_bytes, sample_arrays, shipped_addon
 
-from core.motion_format import MotionFormatError, read_motion
+from core.motion_format import FORMAT_VERSION, MotionFormatError, read_motion
 from core.motion_schema import MAX_FILE_BYTES, MAX_RATIO
 
 CASES = int(os.environ.get("STAF_FUZZ_CASES", "5000"))
@@ -182,8 +182,8 @@ def mutate_arrays(rng: np.random.Generator, arrays: dict) -> tuple[str, dict]:
     if op == 8:
         target = str(rng.choice(["version", "person_ids", "format", key]))
         values = [np.array("1"), np.array(1.0), np.array(2), np.array(0), np.array([1]), np.array(True),
-                  np.array([0, 0]), np.array([0, 10**7]), np.array([-1]), np.array([0, 1, 5]),
-                  np.array(2**62, np.int64)]
+                  np.array(FORMAT_VERSION + 1), np.array([0, 0]), np.array([0, 10**7]), np.array([-1]),
+                  np.array([0, 1, 5]), np.array(2**62, np.int64)]
         arrays[target] = values[int(rng.integers(len(values)))]
         return f"{target} = {arrays[target]!r}", arrays
     arrays[key] = np.array([Payload(), 1], dtype=object)

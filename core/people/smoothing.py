@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 
-from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED
+from core.motion_format import FLAG_DETECTED, FLAG_INTERPOLATED, FLAG_NOT_ANALYSED
 
 __all__ = ["Track", "build_track", "runs"]
 
@@ -68,7 +68,7 @@ def build_track(boxes: list[np.ndarray | None], ran: np.ndarray, *, max_gap: int
         # Until the next analysed frame, a person is where they were last seen.
         i = hit + 1
         while i < n and not ran[i]:
-            box[i], flags[i] = box[hit], FLAG_DETECTED
+            box[i], flags[i] = box[hit], FLAG_NOT_ANALYSED
             i += 1
 
     for a, b in itertools.pairwise(hits.tolist()):
@@ -80,7 +80,8 @@ def build_track(boxes: list[np.ndarray | None], ran: np.ndarray, *, max_gap: int
             continue
         t = (np.arange(a + 1, b) - a) / (b - a)
         box[a + 1:b] = box[a] + t[:, None] * (box[b] - box[a])
-        flags[a + 1:b] = FLAG_INTERPOLATED if missed else FLAG_DETECTED
+        # Frames the detector skipped say so; frames where it ran and found nobody are a filled gap.
+        flags[a + 1:b] = np.where(ran[a + 1:b], 0, FLAG_NOT_ANALYSED) | (FLAG_INTERPOLATED if missed else 0)
     hold_after(hits[-1])
 
     segments = runs(flags != 0)
