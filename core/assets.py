@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.errors import AssetInvalid, AssetMissing
+from core.paths import path_problem
 
 __all__ = [
     "ASSETS",
@@ -232,6 +233,9 @@ def resolve_assets_dir(explicit: str | os.PathLike[str] | None) -> Path:
         return Path(explicit).expanduser()
     env = os.environ.get(ASSETS_ENV, "")
     if env.strip():
+        problem = path_problem(env)
+        if problem:
+            raise AssetMissing(f"${ASSETS_ENV} is {problem}: point it at the asset folder")
         return Path(env).expanduser()
     return default_assets_dir()
 

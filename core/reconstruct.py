@@ -31,6 +31,7 @@ from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models
 from core.model.precision import choose_precision
 from core.motion import build_person, make_meta, motion_from_people, write_motion
 from core.motion_format import Motion
+from core.paths import path_problem
 from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
 from core.pipeline import DecodingWorker, detector_threads, iter_crops
 from core.progress import Progress, ProgressMode
@@ -257,6 +258,11 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
     output problems, Cancelled on SIGINT/SIGTERM); ``output`` is then left untouched.
     """
     opts = options or ReconstructOptions()
+    for what, value in (("the clip", video), ("the motion file", output), ("the preview", opts.preview),
+                        ("the asset folder", opts.assets)):
+        problem = None if value is None else path_problem(str(value))
+        if problem:
+            raise BadInput(f"{what} is {problem}: use a shorter name or another place")
     video, output = Path(video), Path(output)
     wanted = validate_options(opts)
     check_output(output, opts.overwrite)

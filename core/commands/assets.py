@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.paths import path_arg
+
 __all__ = ["ASSETS_HELP", "register"]
 
 ASSETS_HELP = "asset folder (default: $STAF_ASSETS, else the per-user data folder)"
@@ -27,10 +29,10 @@ def _standins(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check the asset folder: each file found / missing / invalid")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("standins", help="write seeded stand-in assets (real formats, fake contents) into DIR")
-    p.add_argument("folder", metavar="DIR")
+    p.add_argument("folder", type=path_arg, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_standins)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.commands.assets import ASSETS_HELP
 from core.commands.reconstruct import add_people_args
+from core.paths import path_arg
 
 __all__ = ["register"]
 
@@ -43,10 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Reconstruct many clips; each becomes OUT/<stem>.npz. Clips whose valid output "
                                    "exists are skipped. A summary (batch_summary.csv/.json) is written into --out; "
                                    "the exit code is 0 when no clip failed, else the first failed clip's code.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
+    p.add_argument("inputs", type=path_arg, nargs="+", metavar="INPUT",
                    help="videos, folders of videos, globs ('clips/**/*.mp4') or CSV manifests (a 'video' column "
                         "plus optional option columns, see docs/batch.md)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the motion files and the summary")
+    p.add_argument("--out", type=path_arg, required=True, metavar="DIR",
+                   help="folder for the motion files and the summary")
     p.add_argument("--recursive", action="store_true", help="also take the videos in subfolders of a folder")
     p.add_argument("--overwrite", action="store_true", help="redo clips whose output exists")
     p.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
@@ -66,12 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("Blender conversion (a separate task per clip, after its motion file)")
     g.add_argument("--fbx", action="store_true", help="also write OUT/<stem>.fbx")
     g.add_argument("--blend", action="store_true", help="also write OUT/<stem>.blend")
-    g.add_argument("--blender", metavar="PYTHON_OR_BLENDER",
+    g.add_argument("--blender", type=path_arg, metavar="PYTHON_OR_BLENDER",
                    help="a Blender executable or a Python with bpy (default: $STAF_BLENDER, the checkout's "
                         ".venv-bpy50 or .venv-bpy45, else blender on PATH)")
     g.add_argument("--preset", choices=PRESET_NAMES, default="unity", help="FBX preset (default: %(default)s)")
     g = p.add_argument_group("reconstruct options (every clip; a manifest's columns override them per clip)")
-    g.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
+    g.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
     g.add_argument("--device", default="auto",
                    help="auto, cpu, cuda or cuda:N (default: %(default)s; on Ray only cuda reserves GPUs, auto "
                         "there runs on CPU)")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.commands.assets import ASSETS_HELP
+from core.paths import path_arg
 
 __all__ = ["register"]
 
@@ -19,10 +20,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="check assets, then reconstruct a sample clip made from a photo of a person")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
-    p.add_argument("--standins", metavar="DIR", default=".standins",
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--standins", type=path_arg, metavar="DIR", default=".standins",
                    help="where stand-in assets are written when the real ones are incomplete (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=4.0, help="length of the sample clip (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--out", metavar="DIR", default="out", help="where results are written (default: %(default)s)")
+    p.add_argument("--out", type=path_arg, metavar="DIR", default="out",
+                   help="where results are written (default: %(default)s)")
     p.set_defaults(func=_demo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.commands.assets import ASSETS_HELP
+from core.paths import path_arg
 
 __all__ = ["add_people_args", "register"]
 
@@ -45,9 +46,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="turn a video of a person into a motion file (.npz)")
-    p.add_argument("video", help="the clip (any format ffmpeg reads)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="motion file to write")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("video", type=path_arg, help="the clip (any format ffmpeg reads)")
+    p.add_argument("-o", "--output", type=path_arg, required=True, metavar="OUT.npz", help="motion file to write")
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--start", help="first frame: a frame number (120) or seconds (4s); default: the start")
     p.add_argument("--end", help="end (exclusive): a frame number or seconds; default: the end")
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="camera focal length for the root translation (default: the image diagonal)")
     p.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                    help="progress: bar (terminal), json (one object per line on stdout), none")
-    p.add_argument("--preview", metavar="OUT.mp4|OUT.png",
+    p.add_argument("--preview", type=path_arg, metavar="OUT.mp4|OUT.png",
                    help="also draw the recovered mesh over the clip (video) or a contact sheet (png)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_reconstruct)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.commands.assets import ASSETS_HELP
+from core.paths import path_arg
 
 __all__ = ["register"]
 
@@ -82,11 +83,14 @@ def _train(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="crop a dataset's frames and cache their backbone features (resumable)")
     p.add_argument("--dataset", required=True, help=_DATASETS)
-    p.add_argument("--db", required=True, metavar="FILE", help="the dataset's preprocessed *_db.pt (VIBE/TCMR)")
-    p.add_argument("--images", metavar="DIR", help="folder the db's image paths are below (default: as stored)")
-    p.add_argument("--out", required=True, metavar="DIR", help="feature cache folder (rerun to resume)")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
-    p.add_argument("--backbone", metavar="FILE", help="backbone weights (default: the asset folder's base_model.pt)")
+    p.add_argument("--db", type=path_arg, required=True, metavar="FILE",
+                   help="the dataset's preprocessed *_db.pt (VIBE/TCMR)")
+    p.add_argument("--images", type=path_arg, metavar="DIR",
+                   help="folder the db's image paths are below (default: as stored)")
+    p.add_argument("--out", type=path_arg, required=True, metavar="DIR", help="feature cache folder (rerun to resume)")
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--backbone", type=path_arg, metavar="FILE",
+                   help="backbone weights (default: the asset folder's base_model.pt)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--crop-scale", type=float, default=1.2,
                    help="crop side as a multiple of max(box w, h) (default: %(default)s)")
@@ -100,12 +104,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="the paper's table row on a dataset, per-sequence CSV and a plot")
     p.add_argument("--dataset", required=True, help="3dpw, mpii3d or h36m")
-    p.add_argument("--db", required=True, metavar="FILE", help="the dataset's test *_db.pt")
-    p.add_argument("--features", required=True, metavar="DIR", help="its feature cache ('features' command)")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
-    p.add_argument("--checkpoint", metavar="FILE",
+    p.add_argument("--db", type=path_arg, required=True, metavar="FILE", help="the dataset's test *_db.pt")
+    p.add_argument("--features", type=path_arg, required=True, metavar="DIR",
+                   help="its feature cache ('features' command)")
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--checkpoint", type=path_arg, metavar="FILE",
                    help="STAF weights (default: the asset folder's 3dpw_model_best.pth.tar)")
-    p.add_argument("--out", metavar="DIR", default="out/eval", help="where reports go (default: %(default)s)")
+    p.add_argument("--out", type=path_arg, metavar="DIR", default="out/eval",
+                   help="where reports go (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
     p.add_argument("--gt-joints", choices=("db", "mesh"), default="db",
                    help="ground-truth joints: the db's joints3D, or J_regressor_h36m on the GT mesh")
@@ -118,15 +124,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train", help="train STAF on cached features (stage 2) or the single-frame base model (1)")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, logs, config")
-    p.add_argument("--train", nargs=3, action="append", metavar=("DATASET", "DB", "DIR"),
+    p.add_argument("--out", type=path_arg, required=True, metavar="DIR", help="run folder: checkpoints, logs, config")
+    p.add_argument("--train", type=path_arg, nargs=3, action="append", metavar=("DATASET", "DB", "DIR"),
                    help=f"a training set: name ({_DATASETS}), *_db.pt, feature cache (stage 2) or image folder "
                         "(stage 1); repeat for several")
-    p.add_argument("--val", nargs=3, metavar=("DATASET", "DB", "DIR"),
+    p.add_argument("--val", type=path_arg, nargs=3, metavar=("DATASET", "DB", "DIR"),
                    help="validation set (its PA-MPJPE drives the learning rate and the best checkpoint)")
     p.add_argument("--stage", type=int, choices=(1, 2), default=2, help="1: base model, 2: STAF (default)")
-    p.add_argument("--assets", metavar="DIR", help=ASSETS_HELP)
-    p.add_argument("--init", metavar="FILE",
+    p.add_argument("--assets", type=path_arg, metavar="DIR", help=ASSETS_HELP)
+    p.add_argument("--init", type=path_arg, metavar="FILE",
                    help="start from: stage 2, a base model (its head) or a STAF checkpoint; stage 1, a backbone")
     p.add_argument("--epochs", type=int, default=45, help="default: %(default)s")
     p.add_argument("--iters-per-epoch", type=int, default=500, help="default: %(default)s")

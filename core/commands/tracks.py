@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from core.commands.reconstruct import add_people_args
+from core.paths import path_arg
 
 __all__ = ["register"]
 
@@ -58,11 +59,12 @@ def _tracks(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tracks", help="list the people in a clip (ids for --person), with a contact sheet")
-    p.add_argument("video", help="the clip")
+    p.add_argument("video", type=path_arg, help="the clip")
     p.add_argument("--start", help="first frame: a frame number (120) or seconds (4s); default: the start")
     p.add_argument("--end", help="end (exclusive): a frame number or seconds; default: the end")
     add_people_args(p)
-    p.add_argument("--sheet", metavar="OUT.png", help="also write a contact sheet: a row of crops per person")
+    p.add_argument("--sheet", type=path_arg, metavar="OUT.png",
+                   help="also write a contact sheet: a row of crops per person")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--progress", choices=("auto", "bar", "none"), default="auto", help="progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace an existing contact sheet")
