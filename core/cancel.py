@@ -1,5 +1,10 @@
 """Cancellation: SIGINT and SIGTERM become an exception, so work stops at the next Python step and
-every ``finally``/atomic write cleans up; the CLI then exits with EXIT_CANCELLED (130)."""
+every ``finally``/atomic write cleans up; the CLI then exits with EXIT_CANCELLED (130).
+
+Only the first signal raises: a second Ctrl-C in quick succession would otherwise interrupt the
+clean-up of the first (a traceback, or a temporary file left). The command line installs the
+handlers for its whole run (:func:`process_signals`), start-up included; library callers get them
+around a run with :func:`cancellable`."""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from contextlib import contextmanager
 
 from core.errors import EXIT_CANCELLED, StafError
 
-__all__ = ["Cancelled", "cancellable"]
+__all__ = ["Cancelled", "cancellable", "process_signals"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Cancelled(StafError):
@@ -19,19 +26,54 @@ class Cancelled(StafError):
     exit_code = EXIT_CANCELLED
 
 
-def _raise(signum: int, _frame: object) -> None:
-    raise Cancelled(f"cancelled by {signal.Signals(signum).name}; nothing was written")
+class _Once:
+    """A signal handler that raises Cancelled the first time and ignores the signals after it."""
+
+    def __init__(self) -> None:
+        self.fired = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.fired:
+            return
+        self.fired = True
+        raise Cancelled(f"cancelled by {signal.Signals(signum).name}; nothing was written")
+
+
+_process_handler: _Once | None = None  # set while a command-line run owns the signals
+
+
+@contextmanager
+def _handlers(handler: _Once) -> Iterator[None]:
+    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextmanager
+def process_signals() -> Iterator[None]:
+    """For a command-line run: the first SIGINT/SIGTERM anywhere in the block raises Cancelled,
+    later ones are ignored, and :func:`cancellable` blocks inside it add nothing."""
+    global _process_handler
+    if threading.current_thread() is not threading.main_thread() or _process_handler is not None:
+        yield
+        return
+    _process_handler = _Once()
+    try:
+        with _handlers(_process_handler):
+            yield
+    finally:
+        _process_handler = None
 
 
 @contextmanager
 def cancellable() -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM raise :class:`Cancelled` (main thread only; else a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Within the block, the first SIGINT/SIGTERM raises :class:`Cancelled` and later ones are
+    ignored (main thread only; else, or inside :func:`process_signals`, a no-op)."""
+    if threading.current_thread() is not threading.main_thread() or _process_handler is not None:
         yield
         return
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handlers(_Once()):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
 
 from core import __version__
-from core.errors import EXIT_CANCELLED, EXIT_USAGE, StafError
+from core.cancel import process_signals
+from core.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_USAGE, StafError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -41,18 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What an operating-system refusal that no command foresaw means for the exit code.
+_OS_OUTPUT = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (errors: one line on stderr)."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # said by the command's own parser, so that the hint names its --help
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        return args.func(args)
-    except StafError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
+    """Run the command line; returns the exit code (errors: one line on stderr).
+
+    Signals are taken over before anything else (importing the commands and torch takes seconds),
+    so SIGINT/SIGTERM at any moment give exit 130 and one line."""
+    with process_signals():
+        try:
+            parser = build_parser()
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # said by the command's own parser, so that the hint names its --help
+                commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+                commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+            return args.func(args)
+        except StafError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt:
+            print("error: cancelled; nothing was written", file=sys.stderr)
+            return EXIT_CANCELLED
+        except OSError as err:  # a refusal of the system no check foresaw: still one line
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+            return EXIT_OUTPUT if err.errno in _OS_OUTPUT else EXIT_BAD_INPUT if err.errno else EXIT_INTERNAL
