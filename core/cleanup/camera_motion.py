@@ -17,7 +17,7 @@ when the view has moved on and every corner has been replaced (a long pan).
 - ``"translating"``: the camera moves, and the parallax of a scene with depth is more than a
   rotation explains. Every ``window`` frames (10) the tracks seen at both ends are fitted by an
   essential matrix (the general model, 1 px) and by a rotation; a window shows parallax when at
-  least ``parallax_share`` (25 %) of the essential matrix's inliers are more than
+  least ``parallax_share`` (30 %) of the essential matrix's inliers are more than
   ``parallax_px`` (2.5 px, about 0.2 deg) off the best rotation. The clip translates when at least
   ``translating_windows`` (30 %, and at least 2 windows where it has them) of the windows show it.
   Root motion should then stay in the camera's frame.
@@ -33,7 +33,7 @@ blackout loses no turn. Frame 0 is the reference (identity, quality 1).
 
 Limits: a sideways move in front of one far plane looks like a pan to any camera model (there is
 no parallax to see) and is reported as rotating; a turn made while nothing could be followed for
-longer than ``max_gap`` frames is lost; an unmasked mover covering a quarter or more of the
+longer than ``max_gap`` frames is lost; an unmasked mover holding about 30 % or more of the
 tracked corners can look like parallax (a false "translating", which falls back safely to
 camera-frame motion); the focal length is taken as given (a wrong focal scales the angles).
 """
@@ -49,7 +49,7 @@ import numpy as np
 __all__ = ["CameraMotion", "CameraMotionOptions", "CameraRotationTracker", "fit_rotation", "optical_axis_angles",
            "rotation_angle_deg"]
 
-_LK = {"winSize": (15, 15), "maxLevel": 3,
+_LK = {"winSize": (11, 11), "maxLevel": 3,
        "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.03)}
 
 
@@ -69,7 +69,7 @@ class CameraMotionOptions:
     window: int = 10  # frames between the two ends of a parallax window
     essential_px: float = 1.0  # inlier band of the essential matrix in a window
     parallax_px: float = 2.5  # an essential inlier this far off the window's rotation shows parallax
-    parallax_share: float = 0.25  # share of essential inliers with parallax for a window to count
+    parallax_share: float = 0.3  # share of essential inliers with parallax for a window to count
     translating_windows: float = 0.3  # share of windows with parallax for the clip to be translating
     max_gap: int = 30  # frames after the last well-fitted one within which lost corners are sought again
     seed: int = 0  # of the RANSAC samples: results are reproducible
@@ -91,7 +91,8 @@ class CameraMotion:
     a direction ``p`` in camera f is ``R_rel[f] @ p`` in camera 0. ``quality[f]`` in 0..1 (0: the
     rotation was held from the frame before), ``inliers[f]`` the corners that agreed,
     ``residual_px[f]`` their median distance from the fit (NaN where held); ``parallax_share`` one
-    value per evaluated window (see the module)."""
+    value per evaluated window (see the module). For a "translating" camera the rotations are only
+    the best fit, bent by the parallax: not to be used."""
 
     R_rel: np.ndarray
     verdict: str  # "static" | "rotating" | "translating"
@@ -125,16 +126,40 @@ def _kabsch(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return V @ np.swapaxes(U, -1, -2)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross products of (M, 3) rows (np.cross costs more than the arithmetic at these sizes)."""
+    a0, a1, a2, b0, b1, b2 = a[:, 0], a[:, 1], a[:, 2], b[:, 0], b[:, 1], b[:, 2]
+    return np.column_stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
+def _triad(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Rotations R (M, 3, 3) taking the pairs q (M, 2, 3) onto p (M, 2, 3): the first vector exactly, the
+    second's plane with it (TRIAD; an SVD-free minimal solver). Parallel pairs give the identity."""
+    def frame(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t2 = _cross(v[:, 0], v[:, 1])
+        norm = np.linalg.norm(t2, axis=1, keepdims=True)
+        t2 = t2 / np.maximum(norm, 1e-12)
+        return np.stack([v[:, 0], t2, _cross(v[:, 0], t2)], axis=2), norm[:, 0] > 1e-9
+
+    fp, okp = frame(p)
+    fq, okq = frame(q)
+    R = fp @ np.swapaxes(fq, 1, 2)
+    R[~(okp & okq)] = np.eye(3)
+    return R
+
+
 def fit_rotation(p: np.ndarray, q: np.ndarray, thresh: float, rng: np.random.Generator, iters: int = 64,
                  guesses: tuple[np.ndarray, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Robust rotation R with p ≈ R q for unit vectors (N, 3): 2-point RANSAC scored by MSAC (plus
+    """Robust rotation R with p ≈ R q for unit vectors (N >= 2, 3): 2-point RANSAC scored by MSAC (plus
     the ``guesses``), refined by Kabsch on the inliers. ``thresh`` is the inlier band in radians.
     Returns R, the inlier mask and every pair's distance |p - R q| (about the angle, radians)."""
     P, Q = p, q
     n = len(P)
+    if n < 2:
+        raise ValueError("fit_rotation needs at least 2 pairs")
     i = rng.integers(0, n, iters)
     j = (i + rng.integers(1, n, iters)) % n
-    Rs = _kabsch(np.stack([P[i], P[j]], 1), np.stack([Q[i], Q[j]], 1))
+    Rs = _triad(np.stack([P[i], P[j]], 1), np.stack([Q[i], Q[j]], 1))
     if guesses:
         Rs = np.concatenate([Rs, np.stack(guesses)])
     # |p - R q|^2 = 2 - 2 p.(R q) for unit vectors, and p.(R q) = sum_ij R_ij p_i q_j: one product for all.
@@ -161,10 +186,8 @@ class CameraRotationTracker:
         self.width, self.height, self.focal_px = int(width), int(height), float(focal_px)
         self.opts = options or CameraMotionOptions()
         self._rng = np.random.default_rng(self.opts.seed)
-        self._R: list[np.ndarray] = []
-        self._quality: list[float] = []
-        self._inliers: list[int] = []
-        self._resid: list[float] = []
+        self._rows = np.zeros((64, 12))  # per frame: R (9), quality, inliers, residual; grows by doubling
+        self._n = 0
         self._prev: np.ndarray | None = None  # working gray image of the frame before
         self._key: tuple | None = None  # the last well-fitted frame: index, image, corners, landmarks, ids
         self._size: tuple[int, int] | None = None
@@ -183,7 +206,7 @@ class CameraRotationTracker:
     @property
     def frames(self) -> int:
         """Frames added so far."""
-        return len(self._R)
+        return self._n
 
     def add(self, image: np.ndarray, boxes: np.ndarray | None = None, scale: float | None = None) -> None:
         """Add the next frame: ``image`` (H, W) gray or (H, W, 3|4) RGB uint8, the whole frame at any
@@ -191,7 +214,8 @@ class CameraRotationTracker:
         ``scale`` full-frame pixels per pixel of ``image`` (None: ``width`` / the image's width)."""
         o = self.opts
         gray, to_work = self._prepare(image, scale)
-        R_prev = self._R[-1] if self._R else np.eye(3)
+        f = self._n
+        R_prev = self._rows[f - 1, :9].reshape(3, 3) if f else np.eye(3)
         R, quality, n_in, resid = R_prev, 0.0, 0, math.nan
         if gray is None:
             self._break()
@@ -206,24 +230,24 @@ class CameraRotationTracker:
                 self._track(self._prev, gray, mask)
             key = self._key
             if (len(self._pts) < o.min_inliers and key is not None and key[1].shape == gray.shape
-                    and len(self._R) - key[0] <= o.max_gap):
+                    and f - key[0] <= o.max_gap):
                 # Corners lost (a black frame, a cut of a few frames): look for the last good frame's again.
                 self._pts, self._anchor, self._ids = key[2], key[3].copy(), key[4]
                 self._track(key[1], gray, mask)
             if len(self._pts) >= o.min_inliers:
                 R, quality, n_in, resid = self._fit(R_prev)
                 if quality > 0:
-                    self._key = (len(self._R), gray, self._pts, self._anchor.copy(), self._ids)
-        if not self._R:
+                    self._key = (f, gray, self._pts, self._anchor.copy(), self._ids)
+        if f == 0:
             R, quality = np.eye(3), 1.0  # frame 0 is the reference by definition
-        self._R.append(R)
-        self._quality.append(quality)
-        self._inliers.append(n_in)
-        self._resid.append(resid)
+        if f == len(self._rows):
+            self._rows = np.concatenate([self._rows, np.zeros_like(self._rows)])
+        self._rows[f, :9], self._rows[f, 9:] = R.ravel(), (quality, n_in, resid)
+        self._n = f + 1
         if gray is not None:
             if len(self._pts) < o.reseed_below * o.max_features:
                 self._seed(gray, mask, R)
-            if (len(self._R) - 1) % o.window == 0:
+            if f % o.window == 0:
                 self._close_window()
         self._prev = gray
 
@@ -354,9 +378,10 @@ class CameraRotationTracker:
     def result(self) -> CameraMotion:
         """The rotations and the verdict over every frame added (see :class:`CameraMotion`)."""
         o = self.opts
-        n = len(self._R)
-        R = np.stack(self._R) if n else np.zeros((0, 3, 3))
-        quality = np.asarray(self._quality, np.float64)
+        n = self._n
+        rows = self._rows[:n]
+        R = rows[:, :9].reshape(n, 3, 3).copy()
+        quality = rows[:, 9].copy()
         held = int(np.sum(quality[1:] == 0.0))
         shares = np.asarray(self._shares, np.float64)
         max_deg = float(rotation_angle_deg(R).max()) if n else 0.0
@@ -377,5 +402,5 @@ class CameraRotationTracker:
                     f"{pitch.max():+.1f} deg, at most {max_deg:.1f} deg from frame 0") + lost
         if self._breaks:
             note += f"; tracking restarted {self._breaks} times"
-        return CameraMotion(R, verdict, note, quality, np.asarray(self._inliers, np.int64),
-                            np.asarray(self._resid, np.float64), shares, max_deg)
+        return CameraMotion(R, verdict, note, quality, rows[:, 10].astype(np.int64), rows[:, 11].copy(), shares,
+                            max_deg)
