@@ -129,6 +129,22 @@ def test_pan_and_tilt_recovered_every_frame():
     assert (res.quality > 0.5).all() and "pan" in res.note
 
 
+def test_handheld_shake_recovered():
+    """A hand-held camera: a random walk of up to 0.4 deg a frame in pan, tilt and roll."""
+    rng = np.random.default_rng(7)
+    angles = np.cumsum(rng.normal(0, 0.2, (50, 3)), axis=0)
+    angles[0] = 0
+    rots = []
+    for yaw, pitch, roll in angles:
+        a = np.radians(roll)
+        rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+        rots.append(rot_y(yaw) @ rot_x(pitch) @ rz)
+    tex = texture(800, 520, 4)
+    res = run(np.stack([plane_view(tex, r) for r in rots]))
+    assert res.verdict == "rotating", res.note
+    assert errors_deg(res.R_rel, np.stack(rots)).max() < 0.3
+
+
 def test_moving_person_with_its_box_does_not_disturb():
     frames, rots = pan_clip()
     boxes = add_person(frames)
