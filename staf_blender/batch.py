@@ -31,7 +31,7 @@ from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, AddonError
 from .fbx_presets import PRESET_NAMES
 from .files import check_all_writable, check_writable, existing_split_files, publish, split_targets, temp_beside
 from .people import parse_people
-from .plan import ROOT_MOTION_MODES, ImportOptions
+from .plan import ROOT_MOTION_CHOICES, ImportOptions
 from .progress import Progress
 
 __all__ = [
@@ -67,7 +67,11 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     p.add_argument("--split", action="store_true", help="one FBX per person, OUT_p<ID>.fbx beside --fbx OUT.fbx "
                    "(default: every character in one FBX)")
     g = p.add_argument_group("character")
-    g.add_argument("--root", choices=ROOT_MOTION_MODES, default="camera", help="root motion (default: %(default)s)")
+    g.add_argument("--root", choices=ROOT_MOTION_CHOICES, default="auto", help="root motion (default: %(default)s: "
+                   "world where the motion file has a ground plane, else camera)")
+    g.add_argument("--no-foot-lock", action="store_true", help="key the pose as estimated, not the motion file's "
+                   "foot-locked pose")
+    g.add_argument("--no-ground-plane", action="store_true", help="no plane at z = 0 for a file with a ground plane")
     g.add_argument("--people", default="all", type=_people_arg,
                    help="person ids to import from the motion file, e.g. '0,2' (default: all)")
     g.add_argument("--shape-keys", action="store_true", help="one shape key per body-shape coefficient")
@@ -148,9 +152,10 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
         raise AddonError("nothing to write: give --fbx and/or --blend", EXIT_USAGE)
     is_video = args.motion is None
     source = Path(args.input if is_video else args.motion).expanduser().absolute()
-    camera = not args.no_camera and args.root == "camera"  # the overlay camera needs root motion "camera"
+    camera = not args.no_camera and args.root in ("auto", "camera", "world")  # where the overlay camera fits
     options = ImportOptions(root_motion=args.root, people=args.people, shape_keys=args.shape_keys,
-                            camera=camera, match_scene=True, name=args.name)
+                            camera=camera, match_scene=True, name=args.name, foot_lock=not args.no_foot_lock,
+                            ground_plane=not args.no_ground_plane)
     engine = EngineOptions(assets=args.assets, device=args.device, start=args.start, end=args.end,
                            people=args.person, max_people=args.max_people, batch_size=args.batch_size,
                            precision=args.precision)
@@ -281,6 +286,8 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
         result = import_motion_file(bpy.context, motion, options)
         for note in result.notes:
             out(f"note   {job.source.name}: {note}")
+        out(f"root   {job.source.name}: root motion {result.root_motion}"
+            + (f"; {result.world}" if result.world else ""))
         for target in (job.fbx, job.blend):
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)

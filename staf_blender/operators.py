@@ -42,8 +42,11 @@ __all__ = [
 def _report_import(op: Any, result: ImportResult, what: str) -> None:
     for note in result.notes:
         op.report({'WARNING'}, note)
+    if result.world:
+        op.report({'INFO'}, result.world)
     people = len(result.armatures)
-    op.report({'INFO'}, f"{what}: {people} character{'s' if people != 1 else ''} in '{result.collection.name}'")
+    op.report({'INFO'}, f"{what}: {people} character{'s' if people != 1 else ''} in '{result.collection.name}' "
+                        f"(root motion {result.root_motion})")
 
 
 class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
@@ -55,7 +58,11 @@ class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".npz"
     filter_glob: StringProperty(default="*.npz", options={'HIDDEN'})
-    root_motion: EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default='camera')
+    root_motion: EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default='auto')
+    foot_lock: BoolProperty(name="Foot lock", default=True,
+                            description="Use the motion file's foot-locked pose where it has one")
+    ground_plane: BoolProperty(name="Ground plane", default=True,
+                               description="Add a plane at z = 0 when the motion file has a ground plane")
     people: StringProperty(name="People", default="all", description="'all' or person ids, e.g. '0, 2'")
     shape_keys: BoolProperty(name="Shape keys", default=False)
     camera: BoolProperty(name="Camera", default=True)
@@ -71,14 +78,15 @@ class STAF_OT_import_motion(bpy.types.Operator, ImportHelper):
         try:
             options = ImportOptions(root_motion=self.root_motion, people=parse_people(self.people),
                                     shape_keys=self.shape_keys, camera=self.camera, match_scene=self.match_scene,
-                                    name=self.name)
+                                    name=self.name, foot_lock=self.foot_lock, ground_plane=self.ground_plane)
             result = import_motion_file(context, self.filepath, options)
         except AddonError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
         settings = getattr(context.scene, "staf", None)
         if settings is not None:
-            set_tracks(settings, result.tracks, Path(self.filepath).absolute(), result.collection.name)
+            set_tracks(settings, result.tracks, Path(self.filepath).absolute(), result.collection.name,
+                       result.world or "")
         _report_import(self, result, "Imported")
         return {'FINISHED'}
 
@@ -217,7 +225,7 @@ def _finish_reconstruction(op: Any, context: Any, run: Reconstruction) -> set[st
             listed = kept if kept is not None else cache_last_motion(result.output, name)
         except AddonError as err:  # the character is in the scene; only the copy of the file failed
             op.report({'WARNING'}, f"motion file not kept: {err}")
-        set_tracks(settings, imported.tracks, listed or "", imported.collection.name)
+        set_tracks(settings, imported.tracks, listed or "", imported.collection.name, imported.world or "")
     finally:
         run.close()
     _report_import(op, imported, "Reconstructed" + (f" (motion file: {kept})" if kept else ""))

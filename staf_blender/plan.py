@@ -2,15 +2,16 @@
 
 :func:`plan_import` turns a validated :class:`~staf_blender.motion_io.Motion` and
 :class:`ImportOptions` into an :class:`ImportPlan`: names, bone positions, the rest mesh, skin
-weights, every frame's bone quaternions and root location, the camera and the scene settings. The
-axis conventions are in :mod:`staf_blender.rotations` and docs/blender.md.
+weights, every frame's bone quaternions and root location, the camera, the ground plane and the scene settings. The
+axis conventions are in :mod:`staf_blender.rotations` and docs/blender.md; where the root goes per
+root motion mode (and the world frame) in :mod:`staf_blender.root_motion`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +19,26 @@ import numpy as np
 
 from .errors import AddonError
 from .motion_io import Motion, PersonMotion
-from .rotations import (
-    CAMERA_TO_WORLD,
-    ROOT_CORRECTION_QUATERNION,
-    SMPL_TO_ARMATURE,
-    axis_angle_to_quaternion,
-    continuous_quaternions,
-    quaternion_multiply,
+from .root_motion import (
+    ROOT_MOTION_MODES,
+    CameraMotion,
+    camera_motion,
+    ground_extent,
+    has_world,
+    person_pose,
+    resolve_root_motion,
+    root_keys,
+    world_summary,
 )
+from .rotations import SMPL_TO_ARMATURE
 
 __all__ = [
     "BLENDER_MAX_FRAME",
+    "ROOT_MOTION_CHOICES",
     "ROOT_MOTION_MODES",
     "SENSOR_WIDTH_MM",
     "CameraPlan",
+    "GroundPlan",
     "ImportOptions",
     "ImportPlan",
     "RigPlan",
@@ -42,8 +49,9 @@ __all__ = [
     "sanitize_name",
 ]
 
-#: How the character moves: as seen from the camera (default), on the spot, or on the ground plane.
-ROOT_MOTION_MODES = ("camera", "in_place", "ground")
+#: What ImportOptions.root_motion takes: a mode, or "auto" ("world" where the file has a world
+#: frame for every imported person, else "camera"), resolved per file.
+ROOT_MOTION_CHOICES = ("auto", *ROOT_MOTION_MODES)
 #: The created camera's sensor width; its lens follows from the clip's focal length in pixels.
 SENSOR_WIDTH_MM = 36.0
 #: Blender's scene frame range (scene.frame_start/frame_end clamp silently outside it).
@@ -59,28 +67,32 @@ _LEAF_BONE_LENGTH = 0.05
 class ImportOptions:
     """What to build from a motion file.
 
-    root_motion: one of :data:`ROOT_MOTION_MODES`; people: person ids to import (None: all);
+    root_motion: one of :data:`ROOT_MOTION_CHOICES`; people: person ids to import (None: all);
     shape_keys: add one shape key per beta; camera: add the clip's camera (root motion "camera"
-    only); match_scene: set the scene's frame rate, range, resolution and camera from the clip;
-    name: base name of the new objects ("" = the clip's name); frame_offset: Blender frame of the
-    clip's frame 0 (1 lines up with a Movie Clip's default start).
+    or "world" only); match_scene: set the scene's frame rate, range, resolution and camera from
+    the clip; name: base name of the new objects ("" = the clip's name); frame_offset: Blender
+    frame of the clip's frame 0 (1 lines up with a Movie Clip's default start); foot_lock: key the
+    file's foot-locked pose where it has one; ground_plane: add a plane at z = 0 where the
+    characters stand in the file's world frame.
     """
 
-    root_motion: str = "camera"
+    root_motion: str = "auto"
     people: tuple[int, ...] | None = None
     shape_keys: bool = False
     camera: bool = True
     match_scene: bool = True
     name: str = ""
     frame_offset: int = 1
+    foot_lock: bool = True
+    ground_plane: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_offset, bool) or not isinstance(self.frame_offset, int) \
                 or abs(self.frame_offset) > BLENDER_MAX_FRAME:
             raise AddonError(f"frame offset {self.frame_offset!r}: give a whole number of frames within "
                              f"+-{BLENDER_MAX_FRAME}")
-        if self.root_motion not in ROOT_MOTION_MODES:
-            raise AddonError(f"unknown root motion '{self.root_motion}': use one of {', '.join(ROOT_MOTION_MODES)}")
+        if self.root_motion not in ROOT_MOTION_CHOICES:
+            raise AddonError(f"unknown root motion '{self.root_motion}': use one of {', '.join(ROOT_MOTION_CHOICES)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +102,9 @@ class RigPlan:
     bone_heads, bone_tails (24, 3); bone_parents (24,) with -1 for the root; vertices (V, 3) the
     rest mesh; faces (T, 3); weights (V, 24); frames (F,) Blender frame numbers; rotations
     (F, 24, 4) pose-bone quaternions (w, x, y, z), continuous in time; root_location (F, 3) the
-    root bone's pose location; shape_keys: (name, (V, 3) absolute coordinates) per beta.
+    root bone's pose location; shape_keys: (name, (V, 3) absolute coordinates) per beta;
+    contacts (F, 4) uint8 the file's foot contacts or None; foot_locked: whether the rotations
+    come from the file's foot-locked pose; in_world: whether the root follows the world frame.
     """
 
     person_id: int
@@ -108,11 +122,20 @@ class RigPlan:
     rotations: np.ndarray
     root_location: np.ndarray
     shape_keys: tuple[tuple[str, np.ndarray], ...] = ()
+    contacts: np.ndarray | None = None
+    foot_locked: bool = False
+    in_world: bool = False
+
+    def pelvis_positions(self) -> np.ndarray:
+        """Where the pelvis is at each keyed frame (F, 3), in the scene (the armature at the origin)."""
+        root = self.bone_parents.index(-1)
+        return self.bone_heads[root] + self.root_location @ SMPL_TO_ARMATURE.T
 
 
 @dataclass(frozen=True)
 class CameraPlan:
-    """A pinhole camera at the world origin looking along +Y, matching the engine's projection."""
+    """A pinhole camera matching the engine's projection: at the world origin looking along +Y,
+    or (``motion``, root motion "world") posed per frame from the file's ``camera_to_world``."""
 
     name: str
     lens_mm: float
@@ -122,6 +145,16 @@ class CameraPlan:
     location: tuple[float, float, float] = (0.0, 0.0, 0.0)
     rotation_euler: tuple[float, float, float] = (math.pi / 2, 0.0, 0.0)
     clip_path: str | None = None
+    motion: CameraMotion | None = None
+
+
+@dataclass(frozen=True)
+class GroundPlan:
+    """A rectangle at z = 0 (the file's ground plane): centre (x, y) and size (x, y) in metres."""
+
+    name: str
+    centre: tuple[float, float]
+    size: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -138,7 +171,9 @@ class ScenePlan:
 
 @dataclass(frozen=True, eq=False)
 class ImportPlan:
-    """Everything an import creates; ``notes`` are non-fatal messages for the user."""
+    """Everything an import creates; ``options`` with the root motion resolved ("auto" -> the mode
+    built); ``notes`` are non-fatal messages for the user, ``world`` a line on the file's world frame
+    (None: the file says nothing about one)."""
 
     collection_name: str
     rigs: tuple[RigPlan, ...]
@@ -147,12 +182,16 @@ class ImportPlan:
     options: ImportOptions
     source: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    ground: GroundPlan | None = None
+    world: str | None = None
 
     def object_names(self) -> list[str]:
         """Names of every object the import creates."""
         names = [n for rig in self.rigs for n in (rig.armature_name, rig.mesh_name)]
         if self.camera is not None:
             names.append(self.camera.name)
+        if self.ground is not None:
+            names.append(self.ground.name)
         return names
 
 
@@ -185,6 +224,12 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
     source = dict(motion.meta.get("source") or {})
     base = sanitize_name(options.name or Path(str(source.get("name") or "")).stem or fallback_name)
     notes: list[str] = []
+    present = [person for person in people if len(person)]
+    mode = resolve_root_motion(motion, present, options.root_motion)
+    if options.root_motion == "auto" and mode == "camera" and motion.camera_to_world is not None and present:
+        lacking = ", ".join(str(p.person_id) for p in present if not has_world(motion, p))
+        notes.append(f"root motion 'camera': person {lacking} has no world translation")
+    options = replace(options, root_motion=mode)
 
     rigs = []
     for person in people:
@@ -218,8 +263,8 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
     camera = None
     if options.camera:
         focal = (motion.meta.get("camera") or {}).get("focal_length_px")  # JSON null: absent
-        if options.root_motion != "camera":
-            notes.append("no camera: the clip overlay needs root motion 'camera'")
+        if mode not in ("camera", "world"):
+            notes.append("no camera: the clip overlay needs root motion 'camera' or 'world'")
         elif not width or not height or not focal:
             notes.append("no camera: the motion file does not give the clip's size and focal length")
         elif camera_lens_mm(float(focal), width) < BLENDER_MIN_LENS_MM:
@@ -234,9 +279,29 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
                 width=width,
                 height=height,
                 clip_path=clip or None,
+                motion=camera_motion(motion, options.frame_offset) if mode == "world" else None,
             )
+    ground = _plan_ground(motion, rigs, camera, base, options, notes)
     return ImportPlan(collection_name=base, rigs=tuple(rigs), camera=camera, scene=scene, options=options,
-                      source=source, notes=tuple(notes))
+                      source=source, notes=tuple(notes), ground=ground, world=world_summary(motion))
+
+
+def _plan_ground(motion: Motion, rigs: list[RigPlan], camera: CameraPlan | None, base: str,
+                 options: ImportOptions, notes: list[str]) -> GroundPlan | None:
+    """The ground plane under the characters placed in the world frame (None: no world frame,
+    root motion "camera", or not asked for)."""
+    if not options.ground_plane or motion.camera_to_world is None:
+        return None
+    placed = [rig for rig in rigs if rig.in_world]
+    if not placed:
+        why = ("root motion 'camera' keeps the camera's axes" if options.root_motion == "camera"
+               else "no imported person has a world translation")
+        notes.append(f"no ground plane: {why}")
+        return None
+    points = [rig.pelvis_positions() for rig in placed]
+    if camera is not None and camera.motion is not None:
+        points.append(camera.motion.locations)
+    return GroundPlan(f"{base}_ground", *ground_extent(points))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -277,23 +342,10 @@ def _plan_rig(motion: Motion, person: PersonMotion, base: str, options: ImportOp
     heads = rest_joints @ SMPL_TO_ARMATURE.T
     vertices = rest_vertices @ SMPL_TO_ARMATURE.T
 
-    # Joints 1..23 apply unchanged; the root turns from camera axes into armature space.
-    quats = axis_angle_to_quaternion(person.pose)
-    quats[:, 0] = quaternion_multiply(ROOT_CORRECTION_QUATERNION, quats[:, 0])
-    quats = continuous_quaternions(quats)
-
-    # The root bone's pose location `loc` puts the pelvis joint at A (J0 + loc) in the world
-    # (A = SMPL_TO_ARMATURE, armature object at the origin); pick the world position per mode.
-    j0 = rest_joints[0]
-    if options.root_motion == "camera":
-        pelvis_world = (j0 + person.translation.astype(np.float64)) @ CAMERA_TO_WORLD.T
-    else:
-        standing = SMPL_TO_ARMATURE @ j0 + np.array([0.0, 0.0, -rest_vertices[:, 1].min()])
-        pelvis_world = np.tile(standing, (len(person), 1))
-        if options.root_motion == "ground":
-            path = (j0 + person.translation.astype(np.float64)) @ CAMERA_TO_WORLD.T
-            pelvis_world[:, :2] += path[:, :2] - path[:1, :2]
-    root_location = pelvis_world @ SMPL_TO_ARMATURE - j0  # A^T p - J0, row-wise
+    # Joints 1..23 apply unchanged; the root turns from camera axes into armature space and its
+    # location puts the pelvis where the root motion mode says (root_motion.py).
+    pose, locked = person_pose(person, options.foot_lock)
+    quats, root_location = root_keys(motion, person, pose, options.root_motion)
 
     shape_keys: tuple[tuple[str, np.ndarray], ...] = ()
     if options.shape_keys:
@@ -320,4 +372,7 @@ def _plan_rig(motion: Motion, person: PersonMotion, base: str, options: ImportOp
         rotations=quats,
         root_location=root_location,
         shape_keys=shape_keys,
+        contacts=None if person.contacts is None else np.asarray(person.contacts, np.uint8),
+        foot_locked=locked,
+        in_world=options.root_motion != "camera" and has_world(motion, person),
     )

@@ -16,7 +16,10 @@ from .plan import ImportOptions
 __all__ = ["ROOT_MOTION_ITEMS", "STAF_PG_job", "STAF_PG_settings", "STAF_PG_track", "import_options", "set_tracks"]
 
 ROOT_MOTION_ITEMS = (
+    ('auto', "Auto", "World (ground) when the motion file has a ground plane, else From camera"),
     ('camera', "From camera", "The character moves as seen from the camera; the clip's camera overlays it"),
+    ('world', "World (ground)", "The character on the ground plane the engine found (z up, ground at z = 0); "
+                                "the clip's camera placed and turned as found"),
     ('in_place', "In place", "The character stays at the origin, feet on the ground"),
     ('ground', "On the ground", "Horizontal motion only, starting at the origin, feet on the ground"),
 )
@@ -69,7 +72,11 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
     batch_size: IntProperty(name="Batch size", min=0, default=0, description="Frames per batch; 0: the engine's")
     keep_motion: StringProperty(name="Keep motion file", subtype='FILE_PATH',
                                 description="Also save the motion file (.npz) here; empty: not kept")
-    root_motion: EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default='camera')
+    root_motion: EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default='auto')
+    foot_lock: BoolProperty(name="Foot lock", default=True,
+                            description="Use the motion file's foot-locked pose (planted feet stay) where it has one")
+    ground_plane: BoolProperty(name="Ground plane", default=True,
+                               description="Add a plane at the ground (z = 0) when the motion file has a ground plane")
     shape_keys: BoolProperty(name="Shape keys", description="One shape key per body-shape coefficient")
     camera: BoolProperty(name="Camera", default=True, description="Add the clip's camera, the clip as background")
     match_scene: BoolProperty(name="Match scene", default=True,
@@ -80,6 +87,7 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
     tracks_file: StringProperty(name="Motion file", subtype='FILE_PATH',
                                 description="The motion file of the last reconstruction or import")
     tracks_name: StringProperty(name="Name", description="The clip's name, the base name of re-imports")
+    tracks_world: StringProperty(name="World", description="What the motion file says about its ground plane")
     export_preset: EnumProperty(name="Preset", items=tuple((p.name, p.name.capitalize(), p.description)
                                                            for p in PRESETS.values()), default='unity')
 
@@ -94,8 +102,10 @@ class STAF_PG_job(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(default=False)
 
 
-def set_tracks(settings: STAF_PG_settings, summaries: Iterable[TrackSummary], path: str | Path, name: str) -> None:
-    """List ``summaries`` (the people of the motion file at ``path``) in the panel, all checked."""
+def set_tracks(settings: STAF_PG_settings, summaries: Iterable[TrackSummary], path: str | Path, name: str,
+               world: str = "") -> None:
+    """List ``summaries`` (the people of the motion file at ``path``) in the panel, all checked,
+    with ``world``, the file's line on its ground plane ("" = none)."""
     settings.tracks.clear()
     for summary in summaries:
         item = settings.tracks.add()
@@ -104,9 +114,11 @@ def set_tracks(settings: STAF_PG_settings, summaries: Iterable[TrackSummary], pa
         item.segments, item.use = summary.segments, True
     settings.tracks_file = str(path)
     settings.tracks_name = name
+    settings.tracks_world = world
 
 
 def import_options(settings: STAF_PG_settings, *, name: str = "") -> ImportOptions:
     """The ImportOptions the panel's settings describe."""
     return ImportOptions(root_motion=settings.root_motion, shape_keys=settings.shape_keys, camera=settings.camera,
-                         match_scene=settings.match_scene, name=name)
+                         match_scene=settings.match_scene, name=name, foot_lock=settings.foot_lock,
+                         ground_plane=settings.ground_plane)

@@ -1,5 +1,6 @@
 """Write an :class:`~staf_blender.plan.ImportPlan` into Blender: armatures, skinned meshes, keys,
-camera, scene settings. All arrays go in bulk (``foreach_set``); nothing is keyed frame by frame.
+foot contacts, camera, ground plane, scene settings. All arrays go in bulk (``foreach_set``);
+nothing is keyed frame by frame.
 
 Only new data-blocks are created (one collection holding the new objects); the user's scene gets
 the new collection and, with ``match_scene``, the clip's frame rate, range, resolution and camera.
@@ -22,6 +23,7 @@ from .errors import AddonError
 from .motion_io import load_motion
 from .people import TrackSummary, summarise_people
 from .plan import ImportOptions, ImportPlan, RigPlan, plan_import
+from .root_motion import CONTACT_CHANNELS
 
 __all__ = [
     "RIG_PROPERTY",
@@ -39,7 +41,8 @@ RIG_PROPERTY = "staf_person_id"
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an import created; ``notes`` are non-fatal messages for the user."""
+    """What an import created; ``notes`` are non-fatal messages for the user, ``world`` a line on
+    the file's world frame (None: the file says nothing about one)."""
 
     collection: Any
     armatures: tuple[Any, ...]
@@ -47,6 +50,9 @@ class ImportResult:
     camera: Any | None
     notes: tuple[str, ...]
     tracks: tuple[TrackSummary, ...] = ()  # every person of the file (imported or not), for the panel
+    ground: Any | None = None
+    world: str | None = None
+    root_motion: str = ""
 
 
 def is_staf_rig(obj: Any) -> bool:
@@ -108,17 +114,19 @@ def build_import(context: Any, plan: ImportPlan) -> ImportResult:
         collection = created.add(bpy.data.collections, bpy.data.collections.new(plan.collection_name))
         armatures, meshes = [], []
         for rig in plan.rigs:
-            arm, mesh = _build_rig(rig, collection, created, plan.source)
+            arm, mesh = _build_rig(rig, collection, created, plan.source, plan.options.root_motion)
             armatures.append(arm)
             meshes.append(mesh)
         camera = _build_camera(plan, collection, created) if plan.camera is not None else None
+        ground = _build_ground(plan, collection, created) if plan.ground is not None else None
         context.scene.collection.children.link(collection)
     except BaseException:
         created.remove_all()
         raise
     if plan.options.match_scene:
         _match_scene(context.scene, plan, camera)
-    return ImportResult(collection, tuple(armatures), tuple(meshes), camera, plan.notes)
+    return ImportResult(collection, tuple(armatures), tuple(meshes), camera, plan.notes, ground=ground,
+                        world=plan.world, root_motion=plan.options.root_motion)
 
 
 def _in_edit_mode(obj: Any, fn: Callable[[Any], None]) -> None:
@@ -139,7 +147,7 @@ def _in_edit_mode(obj: Any, fn: Callable[[Any], None]) -> None:
         bpy.data.scenes.remove(scratch)
 
 
-def _build_rig(rig: RigPlan, collection: Any, created: _Created, source: dict) -> tuple[Any, Any]:
+def _build_rig(rig: RigPlan, collection: Any, created: _Created, source: dict, root_motion: str) -> tuple[Any, Any]:
     armature = created.add(bpy.data.armatures, bpy.data.armatures.new(rig.armature_name))
     armature.display_type = 'OCTAHEDRAL'
     arm_obj = created.add(bpy.data.objects, bpy.data.objects.new(rig.armature_name, armature))
@@ -162,6 +170,8 @@ def _build_rig(rig: RigPlan, collection: Any, created: _Created, source: dict) -
     arm_obj[RIG_PROPERTY] = rig.person_id
     arm_obj["staf_source"] = str(source.get("name", ""))
     arm_obj["staf_fps"] = [int(source.get("fps_num", 0)), int(source.get("fps_den", 1))]
+    arm_obj["staf_root_motion"] = root_motion
+    arm_obj["staf_foot_lock"] = rig.foot_locked
     for pose_bone in arm_obj.pose.bones:
         pose_bone.rotation_mode = 'QUATERNION'
     _write_keys(arm_obj, rig, created)
@@ -198,36 +208,55 @@ def _add_skin(mesh_obj: Any, rig: RigPlan) -> None:
             group.add((index,), float(column[index]), 'REPLACE')
 
 
-def _linear() -> int:
-    """The enum value of LINEAR interpolation, for ``foreach_set``."""
-    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+def _interpolation(name: str) -> int:
+    """The enum value of an interpolation ('LINEAR', 'CONSTANT'), for ``foreach_set``."""
+    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
+
+
+class _Keys:
+    """Writes whole F-curves in bulk (``keyframe_points.add`` + ``foreach_set``) on fixed frames."""
+
+    def __init__(self, channels: Any, frames: np.ndarray) -> None:
+        self.channels = channels
+        self.co = np.empty(2 * frames.shape[0], np.float32)
+        self.co[0::2] = frames
+
+    def curve(self, data_path: str, index: int, group: str, values: np.ndarray, interpolation: str = 'LINEAR') -> None:
+        fcurve = self.channels.new_fcurve(data_path, index, group)
+        points = fcurve.keyframe_points
+        points.add(self.co.shape[0] // 2)
+        self.co[1::2] = values
+        points.foreach_set("co", self.co)
+        points.foreach_set("interpolation", np.full(len(points), _interpolation(interpolation), np.int32))
+        fcurve.update()
 
 
 def _write_keys(arm_obj: Any, rig: RigPlan, created: _Created) -> None:
     channels = new_object_action(arm_obj, rig.action_name)
     created.add(bpy.data.actions, channels.action)
-    frames = rig.frames.astype(np.float32)
-    n = frames.shape[0]
-    co = np.empty(2 * n, np.float32)
-    co[0::2] = frames
-    interpolation = np.full(n, _linear(), np.int32)
+    keys = _Keys(channels, rig.frames.astype(np.float32))
 
-    def curve(bone: str, prop: str, index: int, values: np.ndarray) -> None:
-        fcurve = channels.new_fcurve(f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}', index, bone)
-        points = fcurve.keyframe_points
-        points.add(n)
-        co[1::2] = values
-        points.foreach_set("co", co)
-        points.foreach_set("interpolation", interpolation)
-        fcurve.update()
+    def path(bone: str) -> str:
+        return f'pose.bones["{bpy.utils.escape_identifier(bone)}"]'
 
     root = rig.bone_parents.index(-1)
     for j, bone in enumerate(rig.bone_names):
         for k in range(4):
-            curve(bone, "rotation_quaternion", k, rig.rotations[:, j, k])
+            keys.curve(f"{path(bone)}.rotation_quaternion", k, bone, rig.rotations[:, j, k])
         if j == root:
             for k in range(3):
-                curve(bone, "location", k, rig.root_location[:, k])
+                keys.curve(f"{path(bone)}.location", k, bone, rig.root_location[:, k])
+    if rig.contacts is None:
+        return
+    # One integer custom property per heel and toe (1 = on the ground), keyed with constant steps.
+    for column, (joint, prop) in enumerate(CONTACT_CHANNELS):
+        bone = rig.bone_names[joint]
+        pose_bone = arm_obj.pose.bones[bone]
+        pose_bone[prop] = int(rig.contacts[0, column])
+        part = "heel" if "heel" in prop else "toe"
+        pose_bone.id_properties_ui(prop).update(min=0, max=1, description=f"1 while this foot's {part} is on the "
+                                                "ground (the motion file's contacts)")
+        keys.curve(f'{path(bone)}["{prop}"]', 0, bone, rig.contacts[:, column].astype(np.float32), 'CONSTANT')
 
 
 def _build_camera(plan: ImportPlan, collection: Any, created: _Created) -> Any:
@@ -253,9 +282,37 @@ def _build_camera(plan: ImportPlan, collection: Any, created: _Created) -> Any:
         background.frame_method = 'STRETCH'
         data.show_background_images = True
     obj = created.add(bpy.data.objects, bpy.data.objects.new(cam.name, data))
-    obj.location = cam.location
-    obj.rotation_mode = 'XYZ'
-    obj.rotation_euler = cam.rotation_euler
+    if cam.motion is None:
+        obj.location = cam.location
+        obj.rotation_mode = 'XYZ'
+        obj.rotation_euler = cam.rotation_euler
+    else:  # the world frame's camera: posed from camera_to_world, keyed when it moves
+        motion = cam.motion
+        obj.rotation_mode = 'QUATERNION'
+        obj.rotation_quaternion = motion.rotations[0].tolist()
+        obj.location = motion.locations[0].tolist()
+        if motion.animated:
+            channels = new_object_action(obj, f"{cam.name}_motion")
+            created.add(bpy.data.actions, channels.action)
+            keys = _Keys(channels, motion.frames.astype(np.float32))
+            for k in range(4):
+                keys.curve("rotation_quaternion", k, "Object Transforms", motion.rotations[:, k])
+            for k in range(3):
+                keys.curve("location", k, "Object Transforms", motion.locations[:, k])
+    collection.objects.link(obj)
+    return obj
+
+
+def _build_ground(plan: ImportPlan, collection: Any, created: _Created) -> Any:
+    """A rectangle at z = 0 centred under the motion (the file's ground plane)."""
+    ground = plan.ground
+    hx, hy = ground.size[0] / 2.0, ground.size[1] / 2.0
+    mesh = created.add(bpy.data.meshes, bpy.data.meshes.new(ground.name))
+    mesh.from_pydata([(-hx, -hy, 0.0), (hx, -hy, 0.0), (hx, hy, 0.0), (-hx, hy, 0.0)], [], [(0, 1, 2, 3)])
+    mesh.update()
+    obj = created.add(bpy.data.objects, bpy.data.objects.new(ground.name, mesh))
+    obj.location = (ground.centre[0], ground.centre[1], 0.0)
+    obj["staf_ground"] = True
     collection.objects.link(obj)
     return obj
 

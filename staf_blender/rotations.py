@@ -14,6 +14,8 @@ Axes (documented in docs/blender.md):
 - The root (pelvis) rotation is in camera axes; turned into armature space it becomes
   ``ROOT_CORRECTION @ R_root`` with ``ROOT_CORRECTION = SMPL_TO_ARMATURE.T @ CAMERA_TO_WORLD``,
   a 180 degree turn about X.
+- A Blender camera looks along its local -Z with +Y up: camera axes map to its local frame by
+  :data:`CAMERA_AXES_TO_BLENDER_CAMERA`, diag(1, -1, -1).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "CAMERA_AXES_TO_BLENDER_CAMERA",
     "CAMERA_TO_WORLD",
     "ROOT_CORRECTION",
     "ROOT_CORRECTION_QUATERNION",
@@ -28,6 +31,8 @@ __all__ = [
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",
     "continuous_quaternions",
+    "matrix_to_quaternion",
+    "nearest_rotation",
     "quaternion_multiply",
     "quaternion_to_matrix",
 ]
@@ -39,6 +44,8 @@ SMPL_TO_ARMATURE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
 #: Applied before the root's camera-axes rotation: 180 degrees about X.
 ROOT_CORRECTION = SMPL_TO_ARMATURE.T @ CAMERA_TO_WORLD
 ROOT_CORRECTION_QUATERNION = np.array([0.0, 1.0, 0.0, 0.0])
+#: Camera axes (x right, y down, z forward) -> a Blender camera's local frame (looking along -Z, +Y up).
+CAMERA_AXES_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
 
 
 def axis_angle_to_quaternion(axis_angle: np.ndarray) -> np.ndarray:
@@ -96,3 +103,37 @@ def continuous_quaternions(q: np.ndarray) -> np.ndarray:
     flips = np.where(dots < 0.0, -1.0, 1.0)
     signs = np.concatenate([np.ones_like(flips[:1]), np.cumprod(flips, axis=0)], axis=0)
     return q * signs[..., None]
+
+
+def nearest_rotation(m: np.ndarray) -> np.ndarray:
+    """The rotation matrices (..., 3, 3) nearest to ``m`` (SVD; a file's rigid transforms are
+    rotations only within 1e-4)."""
+    u, _, vt = np.linalg.svd(np.asarray(m, np.float64))
+    d = np.sign(np.linalg.det(u @ vt))
+    u = u.copy()
+    u[..., :, 2] *= d[..., None]
+    return u @ vt
+
+
+def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) (w, x, y, z) with w >= 0.
+
+    Shepperd's method: each row is computed from its largest of w, x, y, z, so it stays exact near
+    half turns."""
+    m = np.asarray(m, np.float64)
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    candidates = np.stack([
+        np.stack([1 + m00 + m11 + m22, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                  m[..., 1, 0] - m[..., 0, 1]], -1),
+        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0],
+                  m[..., 0, 2] + m[..., 2, 0]], -1),
+        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22,
+                  m[..., 1, 2] + m[..., 2, 1]], -1),
+        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
+                  1 - m00 - m11 + m22], -1),
+    ], -2)  # row k is 4 q_k q, with candidates[..., k, k] = 4 q_k^2
+    best = np.argmax(np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22,
+                               1 - m00 - m11 + m22], -1), axis=-1)
+    q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., :1] < 0, -q, q)

@@ -84,6 +84,8 @@ class STAF_PT_people(_SidebarPanel, bpy.types.Panel):
         path = Path(bpy.path.abspath(settings.tracks_file)) if settings.tracks_file else None
         present = path is not None and path.is_file()
         layout.label(text=path.name if present else "motion file gone", icon='FILE' if present else 'ERROR')
+        for i, chunk in enumerate(_wrap(settings.tracks_world, 40)):
+            layout.label(text=chunk, icon='WORLD' if i == 0 else 'BLANK1')
         col = layout.column(align=True)
         for track in settings.tracks:
             col.prop(track, "use", text=track.summary.label())
@@ -104,13 +106,18 @@ class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
         settings = context.scene.staf
         layout.prop(settings, "root_motion")
         row = layout.row()
-        row.enabled = settings.root_motion == 'camera'
+        row.enabled = settings.root_motion in {'auto', 'camera', 'world'}
         row.prop(settings, "camera")
+        layout.prop(settings, "foot_lock")
+        row = layout.row()
+        row.enabled = settings.root_motion != 'camera'
+        row.prop(settings, "ground_plane")
         layout.prop(settings, "shape_keys")
         layout.prop(settings, "match_scene")
         op = layout.operator("staf.import_motion", icon='IMPORT')
         op.root_motion, op.shape_keys = settings.root_motion, settings.shape_keys
         op.camera, op.match_scene = settings.camera, settings.match_scene
+        op.foot_lock, op.ground_plane = settings.foot_lock, settings.ground_plane
 
 
 class STAF_PT_export(_SidebarPanel, bpy.types.Panel):

@@ -3,6 +3,7 @@ benchmarks before (or without) running the video pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,13 @@ _WALK = (
 
 def synthetic_motion(smpl: SmplData, *, n_frames: int = 120, fps: tuple[int, int] = (30000, 1001),
                      width: int = 1920, height: int = 1080, n_people: int = 1, seed: int = 0,
-                     gap: tuple[int, int] | None = None) -> Motion:
+                     gap: tuple[int, int] | None = None, world: str | None = None) -> Motion:
     """A person (or several) walking and turning in front of a static camera.
 
     ``gap=(a, b)`` removes frames a..b-1 of person 0 (as if nobody was detected there) and marks
     frames b and b+1 as interpolated (a short detection gap filled in), to exercise both cases.
+    ``world="static"`` or ``"rotating"`` adds the clean-up stage's arrays (see :func:`_with_world`);
+    the default adds none.
     """
     rng = np.random.default_rng(seed)
     frames = np.arange(n_frames, dtype=np.int64)
@@ -74,7 +77,53 @@ def synthetic_motion(smpl: SmplData, *, n_frames: int = 120, fps: tuple[int, int
         focal=default_focal(width, height),
         options={"generator": "core.standins.motion", "seed": seed},
     )
-    return motion_from_people(meta, frames, times, smpl, people)
+    motion = motion_from_people(meta, frames, times, smpl, people)
+    return motion if world is None else _with_world(motion, world)
+
+
+#: The synthetic world frame's camera: height above the ground (m), pitch (degrees, down).
+_WORLD_CAMERA_HEIGHT, _WORLD_CAMERA_PITCH = 1.6, 10.0
+_LEGS = (1, 2, 4, 5, 7, 8)
+
+
+def _with_world(motion: Motion, kind: str) -> Motion:
+    """``motion`` with a world frame and, per person, contacts, a world translation and a foot-locked pose.
+
+    The camera stands 1.6 m above the ground pitched 10 degrees down, looking along +y at the first
+    frame; "rotating" pans it by 0.3 rad about the vertical over the clip. World translations
+    follow the camera-space ones (R_cw t + camera position) with the height set so the rest pose's
+    feet would touch the ground; contacts follow the walk cycle; the locked pose nudges the legs.
+    """
+    if kind not in ("static", "rotating"):
+        raise ValueError(f"world must be 'static' or 'rotating', not {kind!r}")
+    n = len(motion.frame_index)
+    yaw = np.linspace(0.0, 0.3, n) if kind == "rotating" else np.zeros(n)
+    pitch = np.radians(_WORLD_CAMERA_PITCH)
+    level = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # camera axes -> z up, along +y
+    down = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(pitch), np.sin(pitch)], [0.0, -np.sin(pitch), np.cos(pitch)]])
+    c, s = np.cos(yaw), np.sin(yaw)
+    pan = np.zeros((n, 3, 3))
+    pan[:, 0, 0], pan[:, 0, 1], pan[:, 1, 0], pan[:, 1, 1], pan[:, 2, 2] = c, -s, s, c, 1.0
+    camera_to_world = np.tile(np.eye(4), (n, 1, 1))
+    camera_to_world[:, :3, :3] = pan @ down @ level
+    camera_to_world[:, 2, 3] = _WORLD_CAMERA_HEIGHT
+    people = []
+    for person in motion.people:
+        rows = np.searchsorted(motion.frame_index, person.frame)
+        rot, position = camera_to_world[rows, :3, :3], camera_to_world[rows, :3, 3]
+        world = np.einsum("fab,fb->fa", rot, person.translation.astype(np.float64)) + position
+        pelvis = np.einsum("fab,b->fa", rot, person.rest_joints[0].astype(np.float64))
+        world[:, 2] = person.rest_joints[0, 1] - person.rest_vertices[:, 1].min() - pelvis[:, 2]
+        phase = np.sin(2 * np.pi * person.time + person.person_id)
+        contacts = np.stack([phase > 0.2, phase > -0.2, phase < -0.2, phase < 0.2], 1).astype(np.uint8)
+        locked = person.pose.copy()
+        locked[:, _LEGS, 0] += (0.05 * np.cos(2 * np.pi * person.time)[:, None]).astype(np.float32)
+        people.append(dataclasses.replace(person, contacts=contacts, world_translation=world.astype(np.float32),
+                                          pose_locked=locked))
+    meta = {**motion.meta, "world": {"camera_motion": kind, "camera_height_m": _WORLD_CAMERA_HEIGHT,
+                                     "camera_pitch_deg": _WORLD_CAMERA_PITCH,
+                                     "note": "synthetic ground plane from core.standins.motion"}}
+    return dataclasses.replace(motion, meta=meta, people=tuple(people), camera_to_world=camera_to_world)
 
 
 def _compose_x180_then_y(angles: np.ndarray) -> np.ndarray:

@@ -10,8 +10,10 @@ evaluates against these arrays.
 
 writes ``walk.npz`` (one person, 29.97 fps, 1920x1080, a detection gap), ``crowd.npz`` (two people,
 25 fps, 1280x720), ``trio.npz`` (three people on their own frames: a gap, a late start, an early
-end; tests/blender/multi_person.py), ``reference_<name>.npz`` for each, and ``bench.npz`` when
-``--bench-frames`` is given.
+end; tests/blender/multi_person.py), ``world.npz`` (one person with the clean-up's world frame, a
+rotating camera, contacts and a foot-locked pose), ``reference_<name>.npz`` for each (for a file
+with a world frame also the mesh and joints in world axes: ``R_cw SMPL(pose_locked) +
+world_translation``), and ``bench.npz`` when ``--bench-frames`` is given.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIPS", "main", "smpl_reference", "write_bundle"]
+__all__ = ["CLIPS", "main", "smpl_reference", "world_reference", "write_bundle"]
 
 #: name -> synthetic_motion options (None: multi_person.trio_motion), and the clip frames sampled.
 CLIPS = {
@@ -30,6 +32,7 @@ CLIPS = {
     "crowd": ({"n_frames": 30, "n_people": 2, "fps": (25, 1), "width": 1280, "height": 720, "seed": 1},
               (0, 11, 29)),
     "trio": (None, (0, 12, 15, 22, 29, 39)),
+    "world": ({"n_frames": 40, "n_people": 1, "seed": 7, "world": "rotating"}, (0, 9, 20, 39)),
 }
 
 
@@ -57,6 +60,25 @@ def smpl_reference(smpl, motion, person, frames) -> dict[str, np.ndarray]:
             "joints": joints, "joints2d": joints2d}
 
 
+def world_reference(smpl, motion, person, frames) -> dict[str, np.ndarray]:
+    """The engine's mesh and joints of ``person`` at clip ``frames`` in the file's world frame:
+    world_vertices (S, V, 3) and world_joints (S, 24, 3) = R_cw SMPL(pose_locked) + world_translation."""
+    import torch
+
+    from core.smpl import BodyModel
+
+    body = BodyModel(dataclasses.replace(smpl, posedirs=np.zeros_like(smpl.posedirs)))
+    rows = np.searchsorted(person.frame, frames)
+    pose = person.pose_locked if person.pose_locked is not None else person.pose
+    betas = torch.tensor(np.tile(person.shape, (len(rows), 1)), dtype=torch.float32)
+    with torch.no_grad():
+        out = body.forward_axis_angle(betas, torch.tensor(pose[rows]), torch.zeros((len(rows), 3)))
+    rot = motion.camera_to_world[np.searchsorted(motion.frame_index, frames), :3, :3]
+    shift = person.world_translation[rows].astype(np.float64)[:, None]
+    return {"world_vertices": np.einsum("sab,svb->sva", rot, out.vertices.numpy().astype(np.float64)) + shift,
+            "world_joints": np.einsum("sab,sjb->sja", rot, out.joints.numpy().astype(np.float64)) + shift}
+
+
 def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
     """Write every motion file and reference array into ``folder`` (stand-in SMPL, seeded)."""
     from multi_person import trio_motion
@@ -79,6 +101,9 @@ def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
             present = np.array([f for f in frames if f in set(person.frame.tolist())], np.int64)
             for key, value in smpl_reference(smpl, motion, person, present).items():
                 arrays[f"p{person.person_id}_{key}"] = value
+            if motion.camera_to_world is not None and person.world_translation is not None:
+                for key, value in world_reference(smpl, motion, person, present).items():
+                    arrays[f"p{person.person_id}_{key}"] = value
         np.savez(folder / f"reference_{name}.npz", **arrays)
     if bench_frames:
         write_motion(folder / "bench.npz", synthetic_motion(smpl, n_frames=bench_frames))

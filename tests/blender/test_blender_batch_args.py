@@ -25,6 +25,16 @@ def test_single_clip_and_options(tmp_path):
     assert not p.import_options.camera  # the overlay camera needs root motion "camera"
 
 
+def test_root_motion_foot_lock_and_ground_plane_options(tmp_path):
+    motion = tmp_path / "walk.npz"
+    motion.write_bytes(b"x")
+    default = plan("--motion", motion, "--fbx", tmp_path / "a.fbx").import_options
+    assert default.root_motion == "auto" and default.camera and default.foot_lock and default.ground_plane
+    world = plan("--motion", motion, "--fbx", tmp_path / "a.fbx", "--root", "world", "--no-foot-lock",
+                 "--no-ground-plane").import_options
+    assert world.root_motion == "world" and world.camera and not world.foot_lock and not world.ground_plane
+
+
 def test_folder_input_gives_one_job_per_clip(tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()

@@ -177,3 +177,122 @@ def test_bad_requests_are_one_line_errors(motion):
         frame_rate(0, 1)
     assert sanitize_name("...") == "staf" and len(sanitize_name("x" * 100)) == 40
     assert camera_lens_mm(1000.0, 2000) == pytest.approx(18.0)
+
+
+# --- World frame (the clean-up stage's ground plane, contacts and foot lock) -----------------------
+
+@pytest.fixture(scope="module")
+def world_motion(smpl):
+    return synthetic_motion(smpl, n_frames=30, n_people=2, gap=(8, 12), seed=5, world="rotating")
+
+
+def engine_world_body(smpl, motion, person, pose):
+    """Independently of the planner: smplx's mesh and joints for ``pose`` without translation,
+    turned by camera_to_world's rotation at each frame and moved by the world translation."""
+    body = BodyModel(dataclasses.replace(smpl, posedirs=np.zeros_like(smpl.posedirs)))
+    with torch.no_grad():
+        out = body.forward_axis_angle(torch.tensor(np.tile(person.shape, (len(person), 1))), torch.tensor(pose),
+                                      torch.zeros((len(person), 3)))
+    rot = motion.camera_to_world[np.searchsorted(motion.frame_index, person.frame), :3, :3]
+    shift = person.world_translation.astype(np.float64)[:, None]
+    return (np.einsum("fab,fvb->fva", rot, out.vertices.numpy().astype(np.float64)) + shift,
+            np.einsum("fab,fjb->fja", rot, out.joints.numpy().astype(np.float64)) + shift)
+
+
+def test_world_mode_puts_the_body_where_the_world_frame_says(smpl, world_motion):
+    plan = plan_import(world_motion, ImportOptions())
+    assert plan.options.root_motion == "world"  # auto: the file has a world frame for everyone
+    for rig, person in zip(plan.rigs, world_motion.people, strict=True):
+        assert rig.in_world and rig.foot_locked
+        verts, joints = engine_world_body(smpl, world_motion, person, person.pose_locked)
+        for f in (0, 7, len(person) // 2, len(person) - 1):
+            world_v, heads = simulate_blender(rig, f)
+            assert np.abs(world_v - verts[f]).max() < 1e-5
+            assert np.abs(heads - joints[f]).max() < 1e-5  # pelvis, ankles, feet (7, 8, 10, 11) among them
+        assert np.abs(rig.pelvis_positions() - joints[:, 0]).max() < 1e-5
+        assert (np.sum(rig.rotations[1:] * rig.rotations[:-1], axis=-1) >= 0).all()
+        assert np.array_equal(rig.contacts, person.contacts)
+
+
+def test_foot_lock_picks_the_locked_pose(smpl, world_motion, motion):
+    person = world_motion.people[0]
+    locked = plan_import(world_motion, ImportOptions(people=(0,))).rigs[0]
+    free = plan_import(world_motion, ImportOptions(people=(0,), foot_lock=False)).rigs[0]
+    assert locked.foot_locked and not free.foot_locked
+    for rig, pose in ((locked, person.pose_locked), (free, person.pose)):
+        expected = axis_angle_to_quaternion(pose[:, 1:])
+        assert np.allclose(np.abs(np.sum(rig.rotations[:, 1:] * expected, axis=-1)), 1.0)
+        verts, _ = engine_world_body(smpl, world_motion, person, pose)
+        assert np.abs(simulate_blender(rig, 3)[0] - verts[3]).max() < 1e-5
+    assert np.abs(simulate_blender(locked, 3)[1] - simulate_blender(free, 3)[1]).max() > 1e-3
+    plain = plan_import(motion, ImportOptions(people=(0,))).rigs[0]  # no pose_locked in the file: pose
+    assert not plain.foot_locked and plain.contacts is None
+
+
+def test_world_without_a_world_frame_is_one_line(motion):
+    from motion_samples import sample_motion
+
+    with pytest.raises(AddonError, match=r"^this motion file has no ground plane \(.*\): use root motion camera, "
+                                         r"in_place or ground$") as err:
+        plan_import(motion, ImportOptions(root_motion="world"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(AddonError, match="person 0 has no world translation"):
+        plan_import(sample_motion(), ImportOptions(root_motion="world"))
+
+
+def test_auto_picks_world_or_camera(motion, world_motion):
+    from motion_samples import sample_motion
+
+    assert plan_import(motion, ImportOptions()).options.root_motion == "camera"
+    assert plan_import(world_motion, ImportOptions()).options.root_motion == "world"
+    sample = sample_motion()  # a world frame, but person 0 has no world translation
+    mixed = plan_import(sample, ImportOptions())
+    assert mixed.options.root_motion == "camera" and any("person 0 has no world translation" in n for n in mixed.notes)
+    assert plan_import(sample, ImportOptions(people=(1,))).options.root_motion == "world"
+    assert ImportOptions().root_motion == "auto"
+
+
+def test_camera_mode_on_a_world_file_is_unchanged(motion, world_motion):
+    before = plan_import(motion, ImportOptions(root_motion="camera"))
+    after = plan_import(world_motion, ImportOptions(root_motion="camera", foot_lock=False))
+    for a, b in zip(before.rigs, after.rigs, strict=True):
+        assert np.array_equal(a.rotations, b.rotations) and np.array_equal(a.root_location, b.root_location)
+    assert after.camera.motion is None and after.ground is None
+    assert any("no ground plane: root motion 'camera'" in n for n in after.notes)
+
+
+def test_world_camera_follows_camera_to_world(smpl, world_motion):
+    plan = plan_import(world_motion, ImportOptions(frame_offset=1))
+    cam = plan.camera.motion
+    assert cam.animated and np.array_equal(cam.frames, world_motion.frame_index + 1)
+    expected = world_motion.camera_to_world[:, :3, :3] @ np.diag([1.0, -1.0, -1.0])  # looks along its -Z
+    assert np.abs(quaternion_to_matrix(cam.rotations) - expected).max() < 1e-9
+    assert np.allclose(cam.locations, world_motion.camera_to_world[:, :3, 3])
+    assert (np.sum(cam.rotations[1:] * cam.rotations[:-1], axis=-1) >= 0).all()
+    assert plan.camera.lens_mm == pytest.approx(world_motion.meta["camera"]["focal_length_px"] * 36 / 1920)
+    static = synthetic_motion(smpl, n_frames=10, world="static")
+    assert not plan_import(static, ImportOptions()).camera.motion.animated
+
+
+def test_ground_plane_and_the_other_modes_on_a_world_file(motion, world_motion):
+    plan = plan_import(world_motion, ImportOptions(name="clip"))
+    ground = plan.ground
+    assert ground.name == "clip_ground" and plan.object_names()[-1] == "clip_ground"
+    points = np.concatenate([r.pelvis_positions() for r in plan.rigs] + [plan.camera.motion.locations])
+    low = np.array(ground.centre) - np.array(ground.size) / 2
+    high = np.array(ground.centre) + np.array(ground.size) / 2
+    assert np.allclose(low, points[:, :2].min(0) - 1.0) and np.allclose(high, points[:, :2].max(0) + 1.0)
+    assert plan_import(world_motion, ImportOptions(ground_plane=False)).ground is None
+    assert plan_import(motion, ImportOptions()).ground is None  # no world frame: no plane
+    assert "rotating camera" in plan.world and "synthetic ground plane" in plan.world
+    assert plan_import(motion, ImportOptions()).world is None
+
+    world = plan.rigs[0].pelvis_positions()
+    in_place = plan_import(world_motion, ImportOptions(root_motion="in_place", people=(0,)))
+    ground_mode = plan_import(world_motion, ImportOptions(root_motion="ground", people=(0,)))
+    assert in_place.ground is not None and in_place.camera is None
+    p_in, p_gr = in_place.rigs[0].pelvis_positions(), ground_mode.rigs[0].pelvis_positions()
+    assert np.ptp(p_in[:, :2], axis=0).max() < 1e-9 and np.allclose(p_in[:, 2], world[:, 2])  # height above the ground
+    assert np.allclose(p_gr[:, 2], world[:, 2]) and np.allclose(p_gr[0, :2], p_in[0, :2])
+    assert np.allclose(np.diff(p_gr[:, :2], axis=0), np.diff(world[:, :2], axis=0))
+    assert np.allclose(in_place.rigs[0].rotations[:, 0], plan.rigs[0].rotations[:, 0])  # upright on the ground
