@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .engine import DEVICE_CHOICES, PRECISION_CHOICES, EngineOptions, resolve_interpreter
-from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, AddonError
+from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OUTPUT, EXIT_USAGE, AddonError
 from .fbx_presets import PRESET_NAMES
 from .files import check_all_writable, check_writable, existing_split_files, publish, split_targets, temp_beside
 from .people import parse_people
@@ -138,10 +138,10 @@ def _max_people_arg(text: str) -> int:
 
 def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
-        raise AddonError(f"{folder} is a file: with a folder as input, outputs are folders")
+        raise AddonError(f"{folder} is a file: with a folder as input, outputs are folders", EXIT_OUTPUT)
     existing = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
     if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        raise AddonError(f"cannot write into {folder}: permission denied")
+        raise AddonError(f"cannot write into {folder}: permission denied", EXIT_OUTPUT)
 
 
 def plan_batch(args: argparse.Namespace) -> BatchPlan:
@@ -217,7 +217,7 @@ def _check_absent(target: Path, *, split: bool, people: tuple[int, ...] | None) 
     if found:
         names = ", ".join(str(p) for p in found[:3]) + (" ..." if len(found) > 3 else "")
         raise AddonError(f"{names} {'exists' if len(found) == 1 else 'exist'}: pass --overwrite to replace "
-                         f"{'it' if len(found) == 1 else 'them'}")
+                         f"{'it' if len(found) == 1 else 'them'}", EXIT_OUTPUT)
 
 
 def interpreter_candidates() -> list[str]:

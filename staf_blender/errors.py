@@ -7,6 +7,7 @@ __all__ = [
     "EXIT_CANCELLED",
     "EXIT_FAILED",
     "EXIT_MISSING",
+    "EXIT_OUTPUT",
     "EXIT_USAGE",
     "AddonError",
 ]
@@ -15,7 +16,8 @@ __all__ = [
 EXIT_FAILED = 1  # anything else (an engine crash without a message)
 EXIT_USAGE = 2  # bad command line
 EXIT_MISSING = 3  # something needed is missing: the engine, its interpreter, an asset
-EXIT_BAD_INPUT = 5  # an input that cannot be used: a bad motion file, a name taken, an unwritable path
+EXIT_BAD_INPUT = 5  # an input that cannot be used: a bad motion file, a name taken
+EXIT_OUTPUT = 6  # an output that cannot be written: exists without --overwrite, unwritable place
 EXIT_CANCELLED = 130
 
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import AddonError
+from .errors import EXIT_OUTPUT, AddonError
 
 __all__ = ["check_all_writable", "check_writable", "existing_split_files", "publish", "split_targets",
            "temp_beside"]
@@ -23,11 +23,11 @@ def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> 
     if path.suffix.lower() != suffix:
         raise AddonError(f"{path}: the file name must end in {suffix}")
     if path.exists() and not overwrite:
-        raise AddonError(f"{path} exists: pass --overwrite to replace it")
+        raise AddonError(f"{path} exists: pass --overwrite to replace it", EXIT_OUTPUT)
     if not path.parent.is_dir():
-        raise AddonError(f"cannot write {path}: the folder {path.parent} does not exist")
+        raise AddonError(f"cannot write {path}: the folder {path.parent} does not exist", EXIT_OUTPUT)
     if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise AddonError(f"cannot write {path}: permission denied")
+        raise AddonError(f"cannot write {path}: permission denied", EXIT_OUTPUT)
     return path
 
 
@@ -37,7 +37,7 @@ def temp_beside(target: Path, *, create: bool = True) -> Path:
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
     except OSError as err:
-        raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
+        raise AddonError(f"cannot write {target}: {err.strerror or err}", EXIT_OUTPUT) from None
     os.close(fd)
     if not create:  # for writers that keep a backup of any file they overwrite (Blender's .blend1)
         os.unlink(name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine import EngineJob, EngineOptions, EngineResult, reconstruct_command
-from .errors import AddonError
+from .errors import EXIT_OUTPUT, AddonError
 from .files import publish, temp_beside
 from .progress import Progress
 
@@ -41,13 +41,13 @@ def keep_file(source: Path, target: Path) -> Path:
     """Copy ``source`` to ``target`` atomically (temporary file beside it, then rename)."""
     target = Path(target)
     if not target.parent.is_dir():
-        raise AddonError(f"cannot write {target}: the folder {target.parent} does not exist")
+        raise AddonError(f"cannot write {target}: the folder {target.parent} does not exist", EXIT_OUTPUT)
     tmp = temp_beside(target)
     try:
         shutil.copyfile(source, tmp)
         return publish(tmp, target)
     except OSError as err:
-        raise AddonError(f"cannot write {target}: {err.strerror or err}") from None
+        raise AddonError(f"cannot write {target}: {err.strerror or err}", EXIT_OUTPUT) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -88,7 +88,7 @@ class Reconstruction:
             if keep.suffix.lower() != ".npz":
                 raise AddonError(f"{keep}: a motion file name must end in .npz")
             if not keep.parent.is_dir():
-                raise AddonError(f"cannot write {keep}: the folder {keep.parent} does not exist")
+                raise AddonError(f"cannot write {keep}: the folder {keep.parent} does not exist", EXIT_OUTPUT)
         self.request = request
         self._tmp = Path(tempfile.mkdtemp(prefix="staf-"))
         output = self._tmp / "motion.npz"

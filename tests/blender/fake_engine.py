@@ -2,7 +2,7 @@
 
 Used by the add-on's tests instead of the real engine (which needs video, detection and weights).
 It parses the engine's options (an unknown option exits 2, as argparse does), checks the video
-exists (exit 5 otherwise), prints ``--progress json`` lines, then copies a prepared motion file to
+exists (exit 6 otherwise), prints ``--progress json`` lines, then copies a prepared motion file to
 ``-o`` atomically. Behaviour comes from environment variables:
 
 - ``FAKE_ENGINE_MOTION``: the motion file to "produce": copied to the output path as it is with
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             return 5
         if out.exists() and not args.overwrite:
             print(f"error: {out} exists: pass --overwrite", file=sys.stderr)
-            return 5
+            return 6
         problem = _bad_people_options(args.person, args.max_people)
         if problem is not None:
             print(problem, file=sys.stderr)

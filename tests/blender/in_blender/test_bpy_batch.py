@@ -74,8 +74,8 @@ def test_folder_reports_each_clip_and_fails_with_the_first_code(ref, tmp_path):
     ("engine-error", 5, "fake failure with code 5"),
     ("no-engine", 3, "does not exist"),
     ("corrupt", 5, "not a motion file"),
-    ("exists", 5, "exists: pass --overwrite"),
-    ("unwritable", 5, "does not exist"),
+    ("exists", 6, "exists: pass --overwrite"),
+    ("unwritable", 6, "does not exist"),
     ("usage", 2, "nothing to write"),
 ])
 def test_failures_are_one_line_nonzero_and_write_nothing(ref, tmp_path, fake_package, case, code, message):
@@ -132,7 +132,7 @@ def test_chosen_people_through_the_engine_into_one_fbx_or_one_per_person(ref, tm
 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = batch(video, "--fbx", out / "party.fbx", "--split", "--python", sys.executable, cwd=tmp_path, **env)
-    assert proc.returncode == 5 and error_lines(proc) == [
+    assert proc.returncode == 6 and error_lines(proc) == [
         f"error: {out / 'party_p0.fbx'}, {out / 'party_p2.fbx'} exist: pass --overwrite to replace them"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # refused before the engine ran
 
