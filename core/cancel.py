@@ -60,12 +60,15 @@ def process_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or _process_handler is not None:
         yield
         return
-    _process_handler = _Once()
+    handler = _process_handler = _Once()
     try:
-        with _handlers(_process_handler):
+        with _handlers(handler):
             yield
     finally:
         _process_handler = None
+        if handler.fired:  # the process is on its way out: a late signal must not turn into a traceback
+            for s in _SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
 
 
 @contextmanager

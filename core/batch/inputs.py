@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import EXIT_BAD_INPUT, BadInput
+from core.paths import path_problem
 
 __all__ = ["MANIFEST_COLUMNS", "MANIFEST_SUFFIX", "VIDEO_SUFFIXES", "Entry", "expand_inputs", "read_manifest"]
 
@@ -55,6 +56,9 @@ def _failed(label: str, message: str, code: int = EXIT_BAD_INPUT) -> Entry:
 
 def _readable(path: Path, label: str) -> Entry:
     """An entry for a file that should exist and be readable (its contents are checked by the worker)."""
+    problem = path_problem(str(path))
+    if problem:
+        return _failed(label, f"{label[:60] + '...' if len(label) > 60 else label}: {problem}")
     if not path.exists():
         return _failed(label, f"{label}: file not found")
     if not path.is_file():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.batch.inputs import Entry
 from core.errors import EXIT_BAD_INPUT, EXIT_OUTPUT, OutputError, StafError
+from core.paths import path_problem
 from core.reconstruct import ReconstructOptions, validate_options
 
 __all__ = ["Clip", "check_out_dir", "plan_clips"]
@@ -78,6 +79,9 @@ def _explicit(out: Path, name: str) -> Path:
     path = path if path.is_absolute() else out / path
     if path.suffix.lower() != ".npz":
         raise OutputError(f"output '{name}': a motion file must end in .npz")
+    problem = path_problem(str(path))
+    if problem:
+        raise OutputError(f"output '{name[:60]}': {problem}")
     return path
 
 

@@ -181,6 +181,20 @@ def _check_config(config: BatchConfig) -> None:
     validate_options(config.options)
 
 
+def _refuse_if_nothing_usable(clips: list[Clip]) -> None:
+    """When no input leads to a clip that can run (a mistyped glob, a manifest of bad rows), the run
+    is refused with one line before --out is created: a summary of failures alone would be noise.
+    With at least one usable clip, the bad ones get their own rows and the rest run."""
+    if any(c.status != "failed" for c in clips):
+        return
+    if not clips:
+        raise BadInput("no inputs: give videos, folders, globs or CSV manifests")
+    more = f" (and {len(clips) - 1} more clips that cannot run)" if len(clips) > 1 else ""
+    err = BadInput(f"{clips[0].error}{more}; nothing was run")
+    err.exit_code = clips[0].exit_code or err.exit_code
+    raise err
+
+
 def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
     """Run every clip of ``config``; returns the summary rows and the exit code (0: none failed).
 
@@ -198,9 +212,13 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
         from core.batch.ray_runner import check_address
 
         check_address(config.ray)  # an address that does not answer: refused before --out is created
-    out = check_out_dir(Path(config.out).expanduser().absolute())
+    out = Path(config.out).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        check_out_dir(out)  # says so
     entries = expand_inputs(config.inputs, recursive=config.recursive)
     clips = plan_clips(entries, out, config.options, overwrite=config.overwrite, fbx=config.fbx, blend=config.blend)
+    _refuse_if_nothing_usable(clips)
+    out = check_out_dir(out)
     todo = [c for c in clips if c.status == "todo"]
     cluster = None
     if config.ray is not None and (todo or config.fbx or config.blend):
