@@ -111,6 +111,19 @@ def _torch_pickle_with_code(sandbox: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _empty_room(sandbox: Path) -> None:
+    """A clip of a plain wall: nobody to find (the detector runs, and must not chatter on stderr)."""
+    import av
+
+    with av.open(str(sandbox / "room.mp4"), mode="w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for k in range(10):
+            frame = np.full((240, 320, 3), 90 + k, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+
+
 def _manifest(sandbox: Path, rows: str) -> None:
     (sandbox / "clips.csv").write_text(rows)
 
@@ -157,6 +170,8 @@ CASES: dict[str, tuple[list[str], int, str, Callable[[Path], None] | None]] = {
                         "start", None),
     "start_past_the_clip": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--start", "999"], 5, "999", None),
     "start_garbage": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--start", "soon"], 5, "soon", None),
+    "nobody_in_the_clip": (["reconstruct", "{s}/room.mp4", "-o", "{s}/o.npz"], 7, "room.mp4", _empty_room),
+    "device_cuda_absent": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--device", "cuda"], 5, "cuda", None),
     "precision_unknown": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--precision", "fp8"], 2,
                           "--precision", None),
     "device_unknown": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--device", "tpu"], 5, "tpu", None),
@@ -237,6 +252,11 @@ def _one_line(err: str) -> str:
 def test_bad_input_gets_one_line_and_changes_nothing(name: str, sandbox: Path, standin_assets: Path,
                                                      capfd: pytest.CaptureFixture, monkeypatch) -> None:
     argv, code, words, setup = CASES[name]
+    if name == "device_cuda_absent":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
     if setup:
         setup(sandbox)
     monkeypatch.setenv("STAF_ASSETS", str(sandbox / "assets"))
