@@ -328,7 +328,7 @@ def test_fuzzed_motion_files_never_crash_either_reader_nor_the_planner(addon, tm
              "lying_header": lying_header(base, "person_0/pose", 10**12),
              "lying_frames": lying_header(base, "frame_index", 2**40)}
     plan_module = addon[1]
-    modes = [plan_module.ImportOptions(root_motion=m, shape_keys=k) for m in ("camera", "in_place", "ground")
+    modes = [plan_module.ImportOptions(root_motion=m, shape_keys=k) for m in (*plan_module.ROOT_MOTION_MODES, "auto")
              for k in (False, True)]
     outcomes = {"ok": 0, "refused": 0}
     failures, slowest = [], (0.0, "")
