@@ -356,3 +356,13 @@ def test_metrics_on_known_motions():
     err = metrics.trajectory_error(line[:, 0] * 1.05, line[:, 0], frames, 30.0)
     assert np.isclose(err["length_error"], 0.05) and err["rte"] < 0.05
     assert np.isclose(metrics.joint_error(still + np.array([0.0, 0.003, 0.004]), still), 5.0)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_tiny_clips_get_no_plane_and_keep_their_translation(straight, count):
+    w = straight
+    result = clean_trajectory(w.pose[:count], w.translation[:count], w.rest_vertices, w.rest_joints, w.skin_weights,
+                              w.parents, w.frames[:count], w.fps, w.r_rel[:count])
+    assert result.plane is None and result.reason.startswith("no ground plane")
+    assert result.translation.shape == (count, 3) and result.contacts.shape == (count, 4)
+    np.testing.assert_allclose(result.translation, w.translation[:count], atol=0.05)

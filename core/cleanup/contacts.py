@@ -153,9 +153,9 @@ def detect_contacts(points: np.ndarray, frames: np.ndarray, fps: float, *, heigh
                     thresholds: ContactThresholds | None = None) -> np.ndarray:
     """Contacts (F, K) bool of foot points (F, K, 3) given in axes consistent across frames.
 
-    ``heights`` (F, K): heights above the ground plane when one is known (pass 2). Without it the
-    height is taken above the frame's lowest point along ``up`` (default: the body's ``rough_up``
-    must be passed by the caller; camera-0 -y if None). ``rays``: see ``point_speeds``.
+    ``heights`` (F, K): heights above the ground plane, when one is known (pass 2). Without them
+    (pass 1) a point's height is taken above the frame's lowest foot point along ``up`` (pass
+    ``rough_up``; camera -y when None). ``rays``: the pelvis rays, see ``point_speeds``.
     """
     th = thresholds or ContactThresholds()
     points = np.asarray(points, np.float64)

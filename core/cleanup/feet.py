@@ -134,5 +134,4 @@ def to_cam0(points: np.ndarray, r_rel: np.ndarray | None) -> np.ndarray:
     r_rel = np.asarray(r_rel, np.float64)
     if r_rel.shape != (points.shape[0], 3, 3):
         raise ValueError(f"R_rel must be (F, 3, 3) with F={points.shape[0]}, got {r_rel.shape}")
-    flat = points.reshape(points.shape[0], -1, 3)
-    return np.einsum("fab,fkb->fka", r_rel, flat).reshape(points.shape)
+    return np.einsum("fab,f...b->f...a", r_rel, points)

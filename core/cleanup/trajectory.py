@@ -174,6 +174,10 @@ def clean_trajectory(pose: np.ndarray, translation: np.ndarray, rest_vertices: n
                          f"{len(frames)}")
     indices = foot_vertex_indices(rest_vertices, skin_weights)
     rest_joints = np.asarray(rest_joints, np.float64)
+    if len(frames) == 0:
+        return CleanTrajectory(translation=translation.reshape(0, 3), translation_world=None, camera_to_world=None,
+                               plane=None, reason="no ground plane: no frames", contacts=np.zeros((0, 4), bool),
+                               depth_shift=np.zeros(0), feet=np.zeros((0, 4, 3)), foot_indices=indices)
     feet_cam = foot_points(pose, translation, rest_vertices, rest_joints, skin_weights, parents, indices)
     rays_cam = pelvis_rays(translation, rest_joints)
     feet0, rays0 = to_cam0(feet_cam, r_rel), to_cam0(rays_cam, r_rel)
