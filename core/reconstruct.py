@@ -24,6 +24,7 @@ import torch
 from core.assets import resolve_assets_dir
 from core.camera import CROP_SCALE, default_focal
 from core.cancel import cancellable
+from core.cleanup.stage import FILTERS, CleanupOptions, clean_up
 from core.errors import BadInput, NoPersonFound, OutputError
 from core.inference import BodyResults, run_staf_for_people, run_staf_streaming
 from core.model.geometry import rotmat_to_axis_angle
@@ -53,7 +54,9 @@ class ReconstructOptions:
     pipeline: "one-pass" decodes once, with decoding and detection in a worker process beside the
     networks, and reconstructs everybody; "two-pass" finds people first, then decodes again for the
     chosen ones only; "in-process" is one-pass without the worker; "auto": one-pass when everybody
-    is wanted, two-pass when --person or --max-people choose some.
+    is wanted, two-pass when --person or --max-people choose some. world: the clean-up stage's
+    ground plane, world frame and camera motion; foot_lock: planted feet kept fixed (with the world
+    frame); filter: "none", "one-euro" or "savgol" on pose and translation (core/cleanup).
     """
 
     assets: str | None = None
@@ -75,6 +78,9 @@ class ReconstructOptions:
     progress: ProgressMode = "auto"
     preview: str | None = None
     pipeline: str = "auto"
+    world: bool = True
+    foot_lock: bool = True
+    filter: str = "none"
 
 
 def parse_time(value: str | None, fps: float, name: str) -> int | None:
@@ -147,10 +153,12 @@ def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
         raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")
 
 
-def people_options(opts: ReconstructOptions) -> PeopleOptions:
-    """The people stage's settings within a run's options."""
+def people_options(opts: ReconstructOptions, info: VideoInfo | None = None) -> PeopleOptions:
+    """The people stage's settings within a run's options (with ``info``, and the world frame on,
+    it also measures the camera's motion)."""
+    focal = None if info is None or not opts.world else opts.focal or default_focal(info.width, info.height)
     return PeopleOptions(detect_every=opts.detect_every, detect_max_side=opts.detect_max_side,
-                         max_gap=opts.max_gap, smooth=opts.smooth, min_track=opts.min_track)
+                         max_gap=opts.max_gap, smooth=opts.smooth, min_track=opts.min_track, camera_focal=focal)
 
 
 PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
@@ -168,7 +176,7 @@ def _run_people_and_staf(models: StafModels, info: VideoInfo, start: int, end: i
     """People and STAF's output for each chosen one: from the one-pass pipeline's ``items``, or
     (None) by the two passes."""
     if items is None:
-        found = find_people(info, start, end, people_options(opts), progress)
+        found = find_people(info, start, end, people_options(opts, info), progress)
         if not found.people:
             raise NoPersonFound(nobody)
         people = choose_people(found.people, wanted, opts.max_people, where)
@@ -248,6 +256,8 @@ def validate_options(opts: ReconstructOptions) -> list[int] | None:
         raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.pipeline not in PIPELINES:
         raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
+    if opts.filter not in FILTERS:
+        raise BadInput(f"--filter '{opts.filter}': use {', '.join(FILTERS)}")
     return parse_person_spec(opts.person)
 
 
@@ -283,11 +293,11 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         items = None
         if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
             # Its detector threads follow this process's share of the cores (a batch worker's is a part).
-            items = running.enter_context(DecodingWorker(info, start, end, people_options(opts),
+            items = running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
                                                          crop_scale=opts.crop_scale,
                                                          threads=detector_threads(torch.get_num_threads())))
         elif pipeline == "in-process":
-            items = iter_crops(info, start, end, people_options(opts), crop_scale=opts.crop_scale)
+            items = iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
         models = load_models_cached(assets, device=opts.device)
         _resolve_precision(opts, models.device)
         chosen = choose_precision(models, opts.precision, assets)
@@ -303,6 +313,8 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
             found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
                                                           where, nobody, items)
             motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
+            motion, cleanup = clean_up(motion, found.camera, CleanupOptions(opts.world, opts.foot_lock, opts.filter))
+            motion.meta["world"] = cleanup.meta()
             motion.meta["options"]["precision_rule"] = chosen.reason
             motion.meta["options"]["pipeline"] = pipeline
             check_output(output, opts.overwrite)

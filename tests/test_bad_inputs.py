@@ -174,6 +174,8 @@ CASES: dict[str, tuple[list[str], int, str, Callable[[Path], None] | None]] = {
     "device_cuda_absent": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--device", "cuda"], 5, "cuda", None),
     "precision_unknown": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--precision", "fp8"], 2,
                           "--precision", None),
+    "filter_unknown": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--filter", "kalman"], 2, "--filter",
+                       None),
     "device_unknown": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--device", "tpu"], 5, "tpu", None),
     "unknown_option": (["reconstruct", "{s}/clip.mp4", "-o", "{s}/o.npz", "--fast"], 2, "--fast", None),
     "missing_output_option": (["reconstruct", "{s}/clip.mp4"], 2, "--output", None),

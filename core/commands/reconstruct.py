@@ -24,6 +24,7 @@ def add_people_args(p: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    from core.cleanup.stage import world_line
     from core.reconstruct import ReconstructOptions, reconstruct
 
     opts = ReconstructOptions(
@@ -31,7 +32,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
         max_people=args.max_people, batch_size=args.batch_size, precision=args.precision,
         detect_every=args.detect_every, max_gap=args.max_gap, smooth=args.smooth, min_track=args.min_track,
         focal=args.focal, overwrite=args.overwrite,
-        progress=args.progress, preview=args.preview, pipeline=args.pipeline,
+        progress=args.progress, preview=args.preview, pipeline=args.pipeline, world=not args.no_world,
+        foot_lock=not args.no_foot_lock, filter=args.filter,
     )
     motion = reconstruct(args.video, args.output, opts)
     if args.progress != "json":
@@ -41,6 +43,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         options = motion.meta["options"]
         print(f"wrote {args.output}: {len(motion.frame_index)} frames; {who}{note}; "
               f"{options['precision']} ({options['precision_rule']})")
+        print(f"world: {world_line(motion.meta['world'])}")
     return 0
 
 
@@ -57,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "each person is on screen, 0 the most (default: %(default)s)")
     p.add_argument("--max-people", type=int, metavar="N", help="keep at most the N most prominent people")
     p.add_argument("--batch-size", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
+    p.add_argument("--no-world", action="store_true",
+                   help="no clean-up world frame: no ground plane, camera motion or world trajectory")
+    p.add_argument("--no-foot-lock", action="store_true", help="do not keep planted feet fixed (foot lock)")
+    p.add_argument("--filter", choices=("none", "one-euro", "savgol"), default="none",
+                   help="smooth pose and translation (rotation-correct; default: %(default)s, STAF's output "
+                        "is smooth already)")
     p.add_argument("--pipeline", choices=("auto", "one-pass", "two-pass", "in-process"), default="auto",
                    help="one-pass: decode once, decoding and detection in a worker process beside the networks "
                         "(everybody); two-pass: find people, then decode again for the chosen ones; auto: "

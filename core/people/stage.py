@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from core.cleanup.camera_motion import CameraMotion, CameraRotationTracker
 from core.errors import BadInput
 from core.people.finder import PeopleFinder
 from core.people.smoothing import Track, build_track
@@ -29,7 +30,9 @@ class PeopleOptions:
     detect_every: analyse every k-th frame (boxes in between interpolated); detect_max_side: the
     analysed image's longer side; sweep: how often the detector looks for newcomers; max_gap:
     longest detection gap filled in; smooth: box smoothing; min_track: shorter tracks are dropped;
-    remember: how long a person who left can come back with the same id.
+    remember: how long a person who left can come back with the same id; camera_focal: when set
+    (pixels), the pass also measures the camera's own rotation from the background (for the
+    clean-up's world frame).
     """
 
     detect_every: int = 2
@@ -39,6 +42,7 @@ class PeopleOptions:
     smooth: float = 0.05
     min_track: float = 1.0
     remember: float = 10.0
+    camera_focal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,13 @@ class PersonTrack:
 
 @dataclass(frozen=True)
 class PeopleResult:
-    """Frame numbers (N,) and times (N,) of the analysed range, and the people in it by id."""
+    """Frame numbers (N,) and times (N,) of the analysed range, the people in it by id, and the
+    camera's own motion over those frames (None when not measured)."""
 
     frame_index: np.ndarray
     frame_time: np.ndarray
     people: list[PersonTrack]
+    camera: CameraMotion | None = None
 
 
 def parse_person_spec(spec: str | int | None) -> list[int] | None:
@@ -168,6 +174,9 @@ class PeoplePass:
         self.scale = 1.0
         self._analysed = 0
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self.sweep_every)  # for looking back
+        self.camera = None if opts.camera_focal is None else \
+            CameraRotationTracker(info.width, info.height, opts.camera_focal)
+        self._boxes = np.zeros((0, 4))  # the last analysed frame's people (small-image pixels)
 
     @property
     def look_back(self) -> int:
@@ -183,12 +192,15 @@ class PeoplePass:
             sweep = ("full" if self._analysed % self.sweep_every == 0
                      else "coarse" if self._analysed % 2 == 0 else "none")
             observations = self.finder(small, self.tracker.expected_regions(k), sweep=sweep)
+            self._boxes = np.array([o.box for o in observations], np.float64).reshape(-1, 4)
             self.tracker.update(k, small, observations)
             for track in self.tracker.started + self.tracker.revived:
                 _look_back(self.finder, self.tracker, track, self._recent)
             self._recent.append((k, small))
             self._analysed += 1
         self.scale = self.info.width / small.shape[1]
+        if self.camera is not None:  # people are masked out; between analysed frames they moved little
+            self.camera.add(small, self._boxes * self.scale, self.scale)
         self.indices.append(index)
         self.times.append(time)
         self.ran.append(run)
@@ -215,7 +227,8 @@ class PeoplePass:
                          PersonTrack(-1, first, track, score, marks, share, key=raw.key)))
         kept.sort(key=lambda row: (-row[0], row[1], row[2]))
         people = [replace(row[3], person_id=pid) for pid, row in enumerate(kept)]
-        return PeopleResult(np.array(self.indices, np.int64), np.array(self.times, np.float64), people)
+        camera = self.camera.result() if self.camera is not None else None
+        return PeopleResult(np.array(self.indices, np.int64), np.array(self.times, np.float64), people, camera)
 
 
 def find_people(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, progress: Progress,
