@@ -28,7 +28,7 @@ MANIFEST_SUFFIX = ".csv"
 #: Manifest columns beside ``video`` and ``output``: reconstruct options and their types.
 MANIFEST_COLUMNS: dict[str, type] = {
     "start": str, "end": str, "person": str, "max_people": int, "detect_every": int, "batch_size": int,
-    "precision": str, "max_gap": float, "smooth": float, "min_track": float, "focal": float,
+    "precision": str, "max_gap": float, "smooth": float, "min_track": float, "focal": float, "filter": str,
 }
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from core.commands.assets import ASSETS_HELP
-from core.commands.reconstruct import add_people_args
+from core.commands.reconstruct import add_cleanup_args, add_people_args
 from core.paths import path_arg
 
 __all__ = ["register"]
@@ -21,7 +21,8 @@ def _batch(args: argparse.Namespace) -> int:
         assets=args.assets, device=args.device, start=args.start, end=args.end, person=args.person,
         max_people=args.max_people, batch_size=args.batch_size, precision=args.precision,
         detect_every=args.detect_every, max_gap=args.max_gap, smooth=args.smooth, min_track=args.min_track,
-        focal=args.focal, progress="none")
+        focal=args.focal, progress="none", world=not args.no_world, foot_lock=not args.no_foot_lock,
+        filter=args.filter)
     config = BatchConfig(
         inputs=tuple(args.inputs), out=Path(args.out), options=options, recursive=args.recursive,
         overwrite=args.overwrite, workers=args.workers, ray=args.ray, cpus_per_clip=args.cpus_per_clip,
@@ -85,5 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="network precision, as for reconstruct; fp16 needs CUDA (default: %(default)s)")
     add_people_args(g)
+    add_cleanup_args(g)
     g.add_argument("--focal", type=float, metavar="PIXELS", help="camera focal length (default: the image diagonal)")
     p.set_defaults(func=_batch)

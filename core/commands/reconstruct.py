@@ -7,7 +7,17 @@ import argparse
 from core.commands.assets import ASSETS_HELP
 from core.paths import path_arg
 
-__all__ = ["add_people_args", "register"]
+__all__ = ["add_cleanup_args", "add_people_args", "register"]
+
+
+def add_cleanup_args(p: argparse.ArgumentParser) -> None:
+    """The clean-up stage's switches (core/cleanup), shared by ``reconstruct`` and ``batch``."""
+    p.add_argument("--no-world", action="store_true",
+                   help="no clean-up world frame: no ground plane, camera motion or world trajectory")
+    p.add_argument("--no-foot-lock", action="store_true", help="do not keep planted feet fixed (foot lock)")
+    p.add_argument("--filter", choices=("none", "one-euro", "savgol"), default="none",
+                   help="smooth pose and translation (rotation-correct; default: %(default)s, STAF's output "
+                        "is smooth already)")
 
 
 def add_people_args(p: argparse.ArgumentParser) -> None:
@@ -60,12 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "each person is on screen, 0 the most (default: %(default)s)")
     p.add_argument("--max-people", type=int, metavar="N", help="keep at most the N most prominent people")
     p.add_argument("--batch-size", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
-    p.add_argument("--no-world", action="store_true",
-                   help="no clean-up world frame: no ground plane, camera motion or world trajectory")
-    p.add_argument("--no-foot-lock", action="store_true", help="do not keep planted feet fixed (foot lock)")
-    p.add_argument("--filter", choices=("none", "one-euro", "savgol"), default="none",
-                   help="smooth pose and translation (rotation-correct; default: %(default)s, STAF's output "
-                        "is smooth already)")
+    add_cleanup_args(p)
     p.add_argument("--pipeline", choices=("auto", "one-pass", "two-pass", "in-process"), default="auto",
                    help="one-pass: decode once, decoding and detection in a worker process beside the networks "
                         "(everybody); two-pass: find people, then decode again for the chosen ones; auto: "
