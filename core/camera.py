@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-__all__ = ["CROP_SCALE", "CROP_SIZE", "crop_to_full", "default_focal", "full_to_translation", "project_full"]
+__all__ = ["CROP_SCALE", "CROP_SIZE", "crop_to_full", "default_focal", "full_to_translation", "project_full",
+           "translation_to_cameras"]
 
 #: Side of the network's square crop as a multiple of the person box's longer side. The same value
 #: is used to cut crops and to convert their cameras (the release cut at 1.1 but converted at 1.2).
@@ -45,3 +46,20 @@ def project_full(points: np.ndarray, translation: np.ndarray, width: int, height
     """Pinhole projection of camera-axes points (F, N, 3) + translation (F, 3) -> pixels (F, N, 2)."""
     p = points + translation[:, None, :]
     return np.stack([focal * p[..., 0] / p[..., 2] + width / 2, focal * p[..., 1] / p[..., 2] + height / 2], -1)
+
+
+def translation_to_cameras(translation: np.ndarray, box: np.ndarray, width: int, height: int, focal: float,
+                           crop_scale: float = CROP_SCALE) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`crop_to_full` and :func:`full_to_translation`: root translations (F, 3)
+    and boxes (F, 4) -> crop cameras (F, 3) and full-image cameras (F, 4), for solvers that find the
+    translation directly (the landmark solver) and must still fill the motion file's cameras."""
+    t = np.asarray(translation, np.float64)
+    box = np.asarray(box, np.float64)
+    sx = 2 * focal / (width * t[:, 2])
+    sy = sx * width / height
+    cam_full = np.stack([sx, sy, t[:, 0], t[:, 1]], axis=1)
+    side = crop_scale * np.maximum(box[:, 2], box[:, 3])
+    s = sx * width / side
+    tx = t[:, 0] - (box[:, 0] - width / 2) / (width / 2) / sx
+    ty = t[:, 1] - (box[:, 1] - height / 2) / (height / 2) / sy
+    return np.stack([s, tx, ty], axis=1), cam_full
