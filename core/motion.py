@@ -12,6 +12,7 @@ from core import __version__
 from core.atomic import atomic_path
 from core.camera import CROP_SCALE, crop_to_full, full_to_translation
 from core.motion_format import Motion, PersonMotion, motion_arrays
+from core.reprojection import reprojection_error
 from core.smpl import SmplData
 
 __all__ = ["build_person", "make_meta", "motion_from_people", "rest_pose", "robust_shape", "write_motion"]
@@ -47,6 +48,9 @@ def build_person(person_id: int, *, frame: np.ndarray, time: np.ndarray, pose: n
     cam_full = crop_to_full(cam_crop, box, width, height, crop_scale)
     shape = robust_shape(betas)
     rest_vertices, rest_joints = rest_pose(smpl, shape)
+    translation = full_to_translation(cam_full, width, focal)
+    error = None if landmarks is None else reprojection_error(pose, translation, rest_joints, smpl.parents, landmarks,
+                                                              width, height, focal)
     return PersonMotion(
         person_id=person_id,
         frame=np.asarray(frame, np.int64),
@@ -55,7 +59,7 @@ def build_person(person_id: int, *, frame: np.ndarray, time: np.ndarray, pose: n
         betas=np.asarray(betas, np.float32),
         cam_crop=np.asarray(cam_crop, np.float32),
         cam_full=cam_full.astype(np.float32),
-        translation=full_to_translation(cam_full, width, focal).astype(np.float32),
+        translation=translation.astype(np.float32),
         box=np.asarray(box, np.float32),
         flags=np.asarray(flags, np.uint8),
         shape=shape,
@@ -63,6 +67,7 @@ def build_person(person_id: int, *, frame: np.ndarray, time: np.ndarray, pose: n
         rest_joints=rest_joints,
         score=None if score is None else np.asarray(score, np.float32),
         landmarks=None if landmarks is None else np.asarray(landmarks, np.float32),
+        reprojection_px=error,
     )
 
 

@@ -80,7 +80,9 @@ class PersonMotion:
     frames where the person was not observed (interpolated or not analysed); from version 2,
     contacts (F, 4) uint8 0/1 foot contacts (left heel, left toe, right heel, right toe),
     world_translation (F, 3) float32 the root translation in world axes (with ``Motion.camera_to_world``)
-    and pose_locked (F, 24, 3) float32 ``pose`` with foot lock applied to the legs.
+    and pose_locked (F, 24, 3) float32 ``pose`` with foot lock applied to the legs; reprojection_px
+    (F,) float32 the median distance (pixels) of the projected joints from the detector's landmarks
+    (NaN where not observed; core/reprojection.py).
     """
 
     person_id: int
@@ -101,6 +103,7 @@ class PersonMotion:
     contacts: np.ndarray | None = None
     world_translation: np.ndarray | None = None
     pose_locked: np.ndarray | None = None
+    reprojection_px: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])

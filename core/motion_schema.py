@@ -109,6 +109,7 @@ PERSON_OPTIONAL = {
     "contacts": ArraySpec(np.uint8, ("F", 4), 0, 1),
     "world_translation": ArraySpec(np.float32, ("F", 3)),
     "pose_locked": ArraySpec(np.float32, ("F", N_JOINTS, 3), -100.0, 100.0),
+    "reprojection_px": ArraySpec(np.float32, ("F",), 0.0, 1e7, allow_nan=True),
 }
 _MAX_DIM = {"N": MAX_FRAMES, "F": MAX_FRAMES, "V": MAX_VERTICES, "T": MAX_FACES, "P": MAX_PEOPLE}
 

@@ -19,6 +19,7 @@ from core.atomic import atomic_path
 from core.errors import OutputError
 from core.motion_format import Motion
 from core.posing import pose_person
+from core.reprojection import frames_to_check
 from core.video import Frame, VideoInfo, iter_frames
 
 __all__ = ["PERSON_COLOURS", "Figure", "draw_overlay", "draw_people", "person_colour", "write_preview"]
@@ -45,11 +46,13 @@ def person_colour(person_id: int) -> tuple[int, int, int]:
 
 
 class Figure(NamedTuple):
-    """One person to draw: camera-space vertices (V, 3), box (cx, cy, w, h) in full-size pixels or None."""
+    """One person to draw: camera-space vertices (V, 3), box (cx, cy, w, h) in full-size pixels or None;
+    ``check``: a frame to check (its joints land far from the detector's landmarks), labelled so."""
 
     person_id: int
     vertices: np.ndarray
     box: np.ndarray | None
+    check: bool = False
 
 
 def _faces_of(vertices: np.ndarray, faces: np.ndarray, focal: float, full_w: float, full_h: float,
@@ -111,8 +114,8 @@ def draw_people(rgb: np.ndarray, figures: Sequence[Figure], faces: np.ndarray, f
         cx, cy, bw, bh = (float(v) * scale for v in fig.box)
         x0, y0 = round(cx - bw / 2), round(cy - bh / 2)
         cv2.rectangle(out, (x0, y0), (round(cx + bw / 2), round(cy + bh / 2)), colour, 2)
-        if labels:
-            _draw_label(out, str(fig.person_id), x0, y0, colour)
+        if labels or fig.check:
+            _draw_label(out, f"{fig.person_id} check" if fig.check else str(fig.person_id), x0, y0, colour)
     return out
 
 
@@ -123,14 +126,15 @@ def draw_overlay(rgb: np.ndarray, vertices: np.ndarray, faces: np.ndarray, focal
     return draw_people(rgb, [Figure(person_id, vertices, box)], faces, focal, scale, alpha, labels=False)
 
 
-def _figures_at(motion: Motion, rows_of: list[dict[int, int]], index: int) -> list[Figure]:
+def _figures_at(motion: Motion, rows_of: list[dict[int, int]], index: int,
+                checks: list[set[int]]) -> list[Figure]:
     """The people present on clip frame ``index``, posed in camera space."""
     figures = []
-    for person, row_of in zip(motion.people, rows_of, strict=True):
+    for person, row_of, check in zip(motion.people, rows_of, checks, strict=True):
         row = row_of.get(index)
         if row is not None:
             _, verts = pose_person(motion, person, slice(row, row + 1))
-            figures.append(Figure(person.person_id, verts[0], person.box[row]))
+            figures.append(Figure(person.person_id, verts[0], person.box[row], row in check))
     return figures
 
 
@@ -139,10 +143,12 @@ def _frames_with_overlay(motion: Motion, info: VideoInfo, max_side: int,
     focal = motion.meta["camera"]["focal_length_px"]
     start, end = motion.meta["range"]["start"], motion.meta["range"]["end"]
     rows_of = [{int(f): i for i, f in enumerate(p.frame)} for p in motion.people]
+    checks = [set() if p.reprojection_px is None else set(frames_to_check(p.reprojection_px, p.box).tolist())
+              for p in motion.people]
     for frame in iter_frames(info, start=start, end=end, max_side=max_side):
         if wanted is not None and frame.index not in wanted:
             continue
-        figures = _figures_at(motion, rows_of, frame.index)
+        figures = _figures_at(motion, rows_of, frame.index, checks)
         if not figures:
             yield frame, frame.rgb
             continue

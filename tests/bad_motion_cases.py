@@ -157,6 +157,7 @@ BAD_FILES: dict[str, tuple[Callable[[Path], bytes], str]] = {
     "contacts_two": (_person(1, "contacts", _set((0, 1), 2)), "person_1/contacts"),
     "contacts_wrong_shape": (_person(1, "contacts", lambda a: a[:, :3].copy()), "person_1/contacts"),
     "world_translation_nan": (_person(1, "world_translation", _set((1, 0), np.nan)), "person_1/world_translation"),
+    "reprojection_negative": (_person(1, "reprojection_px", _set(0, -3.0)), "person_1/reprojection_px"),
     "pose_locked_absurd": (_person(1, "pose_locked", _set((0, 4, 2), 1e9)), "person_1/pose_locked"),
     "camera_to_world_scaled": (_changed(camera_to_world=np.tile(np.diag([2.0, 2, 2, 1]), (12, 1, 1))),
                                "camera_to_world"),

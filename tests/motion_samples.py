@@ -65,7 +65,9 @@ def sample_motion(seed: int = 0) -> Motion:
             optional = {"score": score, "landmarks": landmarks,
                         "contacts": (rng.random((n, 4)) < 0.5).astype(np.uint8),
                         "world_translation": rng.normal(0, 1, (n, 3)).astype(np.float32),
-                        "pose_locked": rng.normal(0, 0.3, (n, 24, 3)).astype(np.float32)}
+                        "pose_locked": rng.normal(0, 0.3, (n, 24, 3)).astype(np.float32),
+                        "reprojection_px": np.where(np.arange(n) == n - 1, np.nan,
+                                                    rng.uniform(0, 40, n)).astype(np.float32)}
         people.append(PersonMotion(
             person_id=pid, frame=frames[keep], time=times[keep],
             pose=rng.normal(0, 0.3, (n, 24, 3)).astype(np.float32),

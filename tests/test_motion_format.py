@@ -128,8 +128,8 @@ def test_other_widths_and_deflated_files_still_read(motion, tmp_path):
 
 def test_version_1_files_still_read_and_version_2_arrays_round_trip(tmp_path):
     arrays = sample_arrays()
-    old = {k: v for k, v in arrays.items()
-           if k != "camera_to_world" and k.rsplit("/", 1)[-1] not in ("contacts", "world_translation", "pose_locked")}
+    v2_only = ("contacts", "world_translation", "pose_locked", "reprojection_px")
+    old = {k: v for k, v in arrays.items() if k != "camera_to_world" and k.rsplit("/", 1)[-1] not in v2_only}
     old["version"] = np.array(1, np.int64)
     np.savez(tmp_path / "v1.npz", **old)
     v1 = read_motion(tmp_path / "v1.npz")
@@ -137,8 +137,8 @@ def test_version_1_files_still_read_and_version_2_arrays_round_trip(tmp_path):
     np.savez(tmp_path / "v2.npz", **arrays)
     v2 = read_motion(tmp_path / "v2.npz")
     assert np.array_equal(v2.camera_to_world, arrays["camera_to_world"])
-    for name in ("contacts", "world_translation", "pose_locked"):
-        assert np.array_equal(getattr(v2.person(1), name), arrays[f"person_1/{name}"]), name
+    for name in ("contacts", "world_translation", "pose_locked", "reprojection_px"):
+        assert np.array_equal(getattr(v2.person(1), name), arrays[f"person_1/{name}"], equal_nan=True), name
     assert v2.person(0).contacts is None
 
 

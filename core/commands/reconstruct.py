@@ -36,6 +36,7 @@ def add_people_args(p: argparse.ArgumentParser) -> None:
 def _reconstruct(args: argparse.Namespace) -> int:
     from core.cleanup.stage import world_line
     from core.reconstruct import ReconstructOptions, reconstruct
+    from core.reprojection import frames_to_check
 
     opts = ReconstructOptions(
         assets=args.assets, device=args.device, start=args.start, end=args.end, person=args.person,
@@ -54,6 +55,12 @@ def _reconstruct(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {len(motion.frame_index)} frames; {who}{note}; "
               f"{options['precision']} ({options['precision_rule']})")
         print(f"world: {world_line(motion.meta['world'])}")
+        for person in motion.people:
+            rows = [] if person.reprojection_px is None else frames_to_check(person.reprojection_px, person.box)
+            if len(rows):
+                shown = ", ".join(str(int(f)) for f in person.frame[rows[:10]]) + (" ..." if len(rows) > 10 else "")
+                print(f"person {person.person_id}: {len(rows)} frames to check (joints far from the detector's "
+                      f"landmarks): {shown}")
     return 0
 
 
