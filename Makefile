@@ -46,10 +46,12 @@ BLENDER_TEST_TIMEOUT := 600
 
 .PHONY: blender-venvs blender-ref test-blender extension bench-blender clean-blender
 
+# ufbx (pinned: its Python API is young) is an FBX reader independent of Blender: the tests read
+# every FBX they export with it, besides Blender's own importer.
 .venv-bpy%/.installed:
 	$(PYTHON) -m venv .venv-bpy$*
 	.venv-bpy$*/bin/python -m pip install --quiet --upgrade pip
-	.venv-bpy$*/bin/python -m pip install --quiet "bpy==$(BPY_$*)" "numpy>=1.26,<2" "pytest>=8"
+	.venv-bpy$*/bin/python -m pip install --quiet "bpy==$(BPY_$*)" "numpy>=1.26,<2" "pytest>=8" "ufbx==0.0.5"
 	touch $@
 
 blender-venvs: $(foreach v,$(BPY_LINES),.venv-bpy$(v)/.installed)

@@ -66,6 +66,8 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--split", action="store_true", help="one FBX per person, OUT_p<ID>.fbx beside --fbx OUT.fbx "
                    "(default: every character in one FBX)")
+    p.add_argument("--max-influences", type=_influences_arg, metavar="N", help="bone influences per vertex the FBX "
+                   "keeps, the strongest (0: all; default: the preset's, 4 for unity and unreal)")
     g = p.add_argument_group("character")
     g.add_argument("--root", choices=ROOT_MOTION_CHOICES, default="auto", help="root motion (default: %(default)s: "
                    "world where the motion file has a ground plane, else camera)")
@@ -119,6 +121,7 @@ class BatchPlan:
     python: str = ""
     folder_outputs: tuple[Path, ...] = field(default_factory=tuple)
     split: bool = False
+    max_influences: int | None = None  # None: the preset's
 
 
 def _people_arg(text: str) -> tuple[int, ...] | None:
@@ -133,6 +136,13 @@ def _max_people_arg(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"max people must be a whole number of at least 1, not '{text}'")
+    return int(text)
+
+
+def _influences_arg(text: str) -> int:
+    """argparse type: a whole number, 0 meaning all."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"max influences must be a whole number (0: all), not '{text}'")
     return int(text)
 
 
@@ -195,7 +205,8 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
                     _check_absent(target, split=True, people=_people_written(args, is_video))
         jobs = [BatchJob(source, is_video, outputs["fbx"], outputs["blend"], outputs["keep_motion"])]
         folders = ()
-    return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders, args.split)
+    return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders, args.split,
+                     args.max_influences)
 
 
 def _people_written(args: argparse.Namespace, is_video: bool) -> tuple[int, ...] | None:
@@ -301,7 +312,8 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
                 groups = [(rigs, job.fbx)]
             for group, target in groups:
                 staged.append((temp_beside(target), target))
-                write_fbx_file(bpy.context, group, staged[-1][0], plan.preset)
+                write_fbx_file(bpy.context, group, staged[-1][0], plan.preset, max_influences=plan.max_influences,
+                               report=lambda change: out(f"fbx    {job.source.name}: {change}"))
         if job.blend is not None:
             tmp = temp_beside(job.blend, create=False)
             staged.append((tmp, job.blend))

@@ -1,19 +1,18 @@
 """FBX with several characters: all of them in one file (one take spanning everyone), or one file
-per person (``OUT_p<ID>.fbx``, each spanning that person's frames); every target checked before
-any is written. Each file is read back by Blender's importer and, where the main venv has ufbx,
-by an independent reader (tests/blender/fbx_tree.py)."""
+per person (``OUT_p<ID>.fbx``, each spanning that person's frames, its first frame at time 0);
+every target checked before any is written. Each file is read back by Blender's importer and by
+an independent reader (ufbx, tests/blender/fbx_tree.py). The mesh round trips keep every bone
+influence (``max_influences=0``): limiting them is checked in test_bpy_fbx.py."""
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
 from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 from blender_checks import evaluated_vertices, snapshot
+from ufbx_reader import fbx_tree
 
 import staf_blender.fbx_export as fbx_export
 from staf_blender.errors import AddonError
@@ -21,30 +20,8 @@ from staf_blender.fbx_export import export_characters
 from staf_blender.plan import ImportOptions
 from staf_blender.rig import import_motion_file
 
-ROOT = Path(__file__).resolve().parents[3]
 SPANS = {0: (1, 40), 1: (13, 40), 2: (1, 30)}  # Blender frames of each person of the trio
 FRAMES = (5, 13, 20, 35)  # person 0's gap is 17..22; person 1 starts at 13; person 2 ends at 30
-
-
-@functools.cache
-def ufbx_python() -> str | None:
-    """The main venv's interpreter if it can import ufbx (the dev extra installs it), else None."""
-    python = ROOT / ".venv" / "bin" / "python"
-    if not python.is_file():
-        return None
-    found = subprocess.run([str(python), "-c", "import ufbx"], capture_output=True, timeout=60)
-    return str(python) if found.returncode == 0 else None
-
-
-def fbx_tree(path: Path) -> dict:
-    """ufbx's view of ``path`` (skips the test where no interpreter has ufbx)."""
-    python = ufbx_python()
-    if python is None:
-        pytest.skip("ufbx is not importable in .venv (pip install -e '.[dev]')")
-    proc = subprocess.run([python, str(ROOT / "tests" / "blender" / "fbx_tree.py"), str(path)], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def reimport(path: Path) -> dict[str, tuple[object, object]]:
@@ -76,29 +53,31 @@ def trio(ref):
 def test_one_fbx_holds_every_character(trio, tmp_path):
     result, expected = trio
     before = snapshot()
-    (path,) = export_characters(bpy.context, list(result.armatures), tmp_path / "trio.fbx", "unity")
+    (path,) = export_characters(bpy.context, list(result.armatures), tmp_path / "trio.fbx", "unity", max_influences=0)
     assert snapshot() == before and sorted(p.name for p in tmp_path.iterdir()) == ["trio.fbx"]
     rigs = reimport(path)
     assert sorted(rigs) == ["trio_p0", "trio_p1", "trio_p2"]
     for name, (arm, mesh) in rigs.items():
         assert len(arm.data.bones) == 24 and mesh.name == f"{name}_body"
-        assert action_range(arm) == (1.0, 40.0)  # one take spans everyone (a late person holds their first pose)
-        worst = max(np.abs(evaluated_vertices(mesh, f) - expected[name][f]).max() for f in FRAMES)
+        assert action_range(arm) == (0.0, 39.0)  # one take spans everyone (a late person holds their first pose)
+        worst = max(np.abs(evaluated_vertices(mesh, f - 1) - expected[name][f]).max() for f in FRAMES)
         assert worst < 1e-4, f"{name}: re-imported mesh is {worst:.2e} m off"
 
 
 def test_one_file_per_person(trio, tmp_path):
     result, expected = trio
-    paths = export_characters(bpy.context, list(result.armatures), tmp_path / "trio.fbx", "unity", split=True)
+    paths = export_characters(bpy.context, list(result.armatures), tmp_path / "trio.fbx", "unity", split=True,
+                              max_influences=0)
     assert paths == [tmp_path / f"trio_p{i}.fbx" for i in (0, 1, 2)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trio_p0.fbx", "trio_p1.fbx", "trio_p2.fbx"]
     for pid, path in enumerate(paths):
         rigs = reimport(path)
         assert sorted(rigs) == [f"trio_p{pid}"]
         arm, mesh = rigs[f"trio_p{pid}"]
-        assert action_range(arm) == SPANS[pid]  # each file spans its person's own frames
-        own = [f for f in FRAMES if SPANS[pid][0] <= f <= SPANS[pid][1]]
-        worst = max(np.abs(evaluated_vertices(mesh, f) - expected[arm.name][f]).max() for f in own)
+        first, last = SPANS[pid]
+        assert action_range(arm) == (0.0, last - first)  # each file spans its person's own frames, from 0
+        own = [f for f in FRAMES if first <= f <= last]
+        worst = max(np.abs(evaluated_vertices(mesh, f - first) - expected[arm.name][f]).max() for f in own)
         assert worst < 1e-4, f"{arm.name}: re-imported mesh is {worst:.2e} m off"
 
 
@@ -108,15 +87,17 @@ def test_an_independent_reader_sees_each_person(trio, tmp_path):
     (one,) = export_characters(bpy.context, rigs, tmp_path / "trio.fbx", "unity")
     tree = fbx_tree(one)
     assert tree["rigs"] == {"trio_p0": 24, "trio_p1": 24, "trio_p2": 24} and tree["unit_meters"] == 1.0
-    assert tree["meshes"] == {f"trio_p{i}_body": {"vertices": 6890, "skinned_to": [f"trio_p{i}"]} for i in range(3)}
-    assert tree["take"] == pytest.approx([1 / 25, 40 / 25])
+    assert {name: (m["geometry"], m["vertices"], m["skinned_to"]) for name, m in tree["meshes"].items()} == {
+        f"trio_p{i}_body": (f"trio_p{i}_body", 6890, [f"trio_p{i}"]) for i in range(3)}
+    assert tree["take"] == pytest.approx([0.0, 39 / 25]) and tree["take_name"] == "trio"  # the clip
     for pid, path in zip((0, 1, 2), export_characters(bpy.context, rigs, tmp_path / "u.fbx", "unreal", split=True),
                          strict=True):
         tree = fbx_tree(path)
-        name = f"trio_p{pid}_unreal"
-        assert tree["rigs"] == {name: 25} and tree["unit_meters"] == pytest.approx(0.01)
-        assert tree["meshes"] == {f"trio_p{pid}_body_unreal": {"vertices": 6890, "skinned_to": [name]}}
-        assert tree["take"] == pytest.approx([SPANS[pid][0] / 25, SPANS[pid][1] / 25])
+        assert tree["rigs"] == {"Armature": 25} and tree["unit_meters"] == pytest.approx(0.01)
+        assert {name: (m["geometry"], m["skinned_to"]) for name, m in tree["meshes"].items()} == {
+            f"trio_p{pid}_body": (f"trio_p{pid}_body", ["Armature"])}
+        assert tree["take"] == pytest.approx([0.0, (SPANS[pid][1] - SPANS[pid][0]) / 25])
+        assert tree["take_name"] == f"trio_p{pid}"
 
 
 def test_targets_are_checked_before_any_file_is_written(trio, ref, tmp_path, monkeypatch):
@@ -130,11 +111,11 @@ def test_targets_are_checked_before_any_file_is_written(trio, ref, tmp_path, mon
     calls = []
     real = fbx_export.write_fbx_file
 
-    def fail_second(context, group, file, preset):
+    def fail_second(context, group, file, preset, **options):
         calls.append(file)
         if len(calls) == 2:
             raise AddonError("Blender's FBX exporter failed (test)")
-        return real(context, group, file, preset)
+        return real(context, group, file, preset, **options)
 
     monkeypatch.setattr(fbx_export, "write_fbx_file", fail_second)
     with pytest.raises(AddonError, match="exporter failed"):
