@@ -8,7 +8,9 @@ from bpy.props import PointerProperty
 from .operators import (
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,
+    STAF_OT_export_bvh,
     STAF_OT_export_fbx,
+    STAF_OT_export_gltf,
     STAF_OT_import_motion,
     STAF_OT_import_tracks,
     STAF_OT_reconstruct_video,
@@ -28,6 +30,8 @@ classes = (
     STAF_OT_import_motion,
     STAF_OT_import_tracks,
     STAF_OT_export_fbx,
+    STAF_OT_export_bvh,
+    STAF_OT_export_gltf,
     STAF_OT_reconstruct_video,
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,

@@ -1,8 +1,9 @@
-"""Headless batch mode: video (or motion file) -> rigged character -> FBX and/or .blend.
+"""Headless batch mode: video (or motion file) -> rigged character -> FBX, BVH, glTF and/or .blend.
 
     blender -b -P scripts/batch.py -- VIDEO --fbx OUT.fbx [--blend OUT.blend] [--preset unity|unreal|generic]
     python scripts/batch.py VIDEO --fbx OUT.fbx ...              (where the bpy module is installed)
     python scripts/batch.py --motion FILE.npz --fbx OUT.fbx ...  (an existing motion file, no engine)
+    python scripts/batch.py VIDEO --bvh OUT.bvh --gltf OUT.glb   (BVH: one skeleton per file; glTF: .glb or .gltf)
 
 Every person of the clip (``--person``/``--max-people`` choose whom the engine reconstructs,
 ``--people`` whom to import) becomes a character; the FBX holds them all, or with ``--split`` one
@@ -62,10 +63,14 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     p.add_argument("--motion", type=Path, help="a motion file (.npz) or a folder of them, instead of a video")
     p.add_argument("--fbx", type=Path, help="FBX to write (a folder when the input is a folder)")
     p.add_argument("--blend", type=Path, help=".blend to write (a folder when the input is a folder)")
+    p.add_argument("--bvh", type=Path, help="BVH to write, one skeleton per file: OUT_p<ID>.bvh beside it for each "
+                   "of several people (a folder when the input is a folder)")
+    p.add_argument("--gltf", type=Path, help="glTF to write: OUT.glb, or OUT.gltf with OUT.bin; every character, one "
+                   "animation each (a folder of .glb when the input is a folder)")
     p.add_argument("--preset", choices=PRESET_NAMES, default="unity", help="FBX preset (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--split", action="store_true", help="one FBX per person, OUT_p<ID>.fbx beside --fbx OUT.fbx "
-                   "(default: every character in one FBX)")
+    p.add_argument("--split", action="store_true", help="one FBX (glTF, BVH) per person, OUT_p<ID>.fbx beside --fbx "
+                   "OUT.fbx (default: every character in one FBX or glTF)")
     p.add_argument("--max-influences", type=_influences_arg, metavar="N", help="bone influences per vertex the FBX "
                    "keeps, the strongest (0: all; default: the preset's, 4 for unity and unreal)")
     g = p.add_argument_group("character")
@@ -107,6 +112,8 @@ class BatchJob:
     fbx: Path | None
     blend: Path | None
     keep_motion: Path | None
+    bvh: Path | None = None
+    gltf: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +165,8 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     """Check the arguments and list the clips; raises AddonError (nothing has been written)."""
     if (args.input is None) == (args.motion is None):
         raise AddonError("give either a video (or folder of videos) or --motion FILE_OR_FOLDER", EXIT_USAGE)
-    if args.fbx is None and args.blend is None:
-        raise AddonError("nothing to write: give --fbx and/or --blend", EXIT_USAGE)
+    if all(target is None for target in (args.fbx, args.blend, args.bvh, args.gltf)):
+        raise AddonError("nothing to write: give --fbx, --bvh, --gltf and/or --blend", EXIT_USAGE)
     is_video = args.motion is None
     source = Path(args.input if is_video else args.motion).expanduser().absolute()
     camera = not args.no_camera and args.root in ("auto", "camera", "world")  # where the overlay camera fits
@@ -169,11 +176,12 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     engine = EngineOptions(assets=args.assets, device=args.device, start=args.start, end=args.end,
                            people=args.person, max_people=args.max_people, batch_size=args.batch_size,
                            precision=args.precision)
-    if args.split and args.fbx is None:
-        raise AddonError("--split needs --fbx", EXIT_USAGE)
-    outputs = {"fbx": args.fbx, "blend": args.blend, "keep_motion": args.keep_motion}
+    if args.split and args.fbx is None and args.bvh is None and args.gltf is None:
+        raise AddonError("--split needs --fbx, --bvh or --gltf", EXIT_USAGE)
+    outputs = {"fbx": args.fbx, "blend": args.blend, "keep_motion": args.keep_motion, "bvh": args.bvh,
+               "gltf": args.gltf}
     outputs = {k: None if v is None else Path(v).expanduser().absolute() for k, v in outputs.items()}
-    suffixes = {"fbx": ".fbx", "blend": ".blend", "keep_motion": ".npz"}
+    suffixes = {"fbx": ".fbx", "blend": ".blend", "keep_motion": ".npz", "bvh": ".bvh", "gltf": ".glb"}
     if args.keep_motion is not None and not is_video:
         raise AddonError("--keep-motion only applies to a video input", EXIT_USAGE)
 
@@ -191,19 +199,22 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
             targets = {k: None if v is None else v / f"{clip.stem}{suffixes[k]}" for k, v in outputs.items()}
             for key, target in targets.items():
                 if target is not None and not args.overwrite:
-                    _check_absent(target, split=args.split and key == "fbx", people=_people_written(args, is_video))
-            jobs.append(BatchJob(clip, is_video, targets["fbx"], targets["blend"], targets["keep_motion"]))
+                    _check_outputs_absent(key, target, args, is_video)
+            jobs.append(BatchJob(clip, is_video, targets["fbx"], targets["blend"], targets["keep_motion"],
+                                 targets["bvh"], targets["gltf"]))
         folders = tuple(p for p in outputs.values() if p is not None)
     else:
         if not source.is_file():
             raise AddonError(f"{source}: no such file or folder")
         for key, target in outputs.items():
             if target is not None:
-                split = args.split and key == "fbx"
-                check_writable(target, suffix=suffixes[key], overwrite=args.overwrite or split)
-                if split and not args.overwrite:
-                    _check_absent(target, split=True, people=_people_written(args, is_video))
-        jobs = [BatchJob(source, is_video, outputs["fbx"], outputs["blend"], outputs["keep_motion"])]
+                check_writable(target, suffix=(".glb", ".gltf") if key == "gltf" else suffixes[key])
+                if key == "gltf" and target.suffix.lower() == ".gltf":
+                    check_writable(target.with_suffix(".bin"), suffix=".bin")
+                if not args.overwrite:
+                    _check_outputs_absent(key, target, args, is_video)
+        jobs = [BatchJob(source, is_video, outputs["fbx"], outputs["blend"], outputs["keep_motion"], outputs["bvh"],
+                         outputs["gltf"])]
         folders = ()
     return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders, args.split,
                      args.max_influences)
@@ -214,6 +225,21 @@ def _people_written(args: argparse.Namespace, is_video: bool) -> tuple[int, ...]
     if args.people is not None:
         return args.people
     return args.person if is_video else None
+
+
+def _check_outputs_absent(key: str, target: Path, args: argparse.Namespace, is_video: bool) -> None:
+    """Refuse (before any work) existing files output ``key`` may write: ``target``, the per-person
+    files of --split and of a BVH for several people, a .gltf's .bin."""
+    people = _people_written(args, is_video)
+    splittable = key in ("fbx", "bvh", "gltf")
+    several = key == "bvh" and (people is None or len(people) > 1)
+    whole = not (splittable and args.split) and not (key == "bvh" and people is not None and len(people) > 1)
+    paths = [target] + ([target.with_suffix(".bin")] if key == "gltf" and target.suffix.lower() == ".gltf" else [])
+    for path in paths:
+        if whole:
+            _check_absent(path, split=False, people=people)
+        if splittable and (args.split or several):
+            _check_absent(path, split=True, people=people)
 
 
 def _check_absent(target: Path, *, split: bool, people: tuple[int, ...] | None) -> None:
@@ -299,7 +325,7 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
             out(f"note   {job.source.name}: {note}")
         out(f"root   {job.source.name}: root motion {result.root_motion}"
             + (f"; {result.world}" if result.world else ""))
-        for target in (job.fbx, job.blend):
+        for target in (job.fbx, job.blend, job.bvh, job.gltf):
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
         if job.fbx is not None:
@@ -314,6 +340,13 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
                 staged.append((temp_beside(target), target))
                 write_fbx_file(bpy.context, group, staged[-1][0], plan.preset, max_influences=plan.max_influences,
                                report=lambda change: out(f"fbx    {job.source.name}: {change}"))
+        if job.bvh is not None:
+            from .bvh_export import stage_bvh
+            stage_bvh(bpy.context, list(result.armatures), job.bvh, staged, split=plan.split, overwrite=plan.overwrite)
+        if job.gltf is not None:
+            from .gltf_export import stage_gltf
+            stage_gltf(bpy.context, list(result.armatures), job.gltf, staged, split=plan.split,
+                       overwrite=plan.overwrite)
         if job.blend is not None:
             tmp = temp_beside(job.blend, create=False)
             staged.append((tmp, job.blend))

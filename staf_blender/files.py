@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import EXIT_OUTPUT, AddonError
 
 __all__ = ["check_all_writable", "check_writable", "existing_split_files", "publish", "split_targets",
-           "temp_beside"]
+           "temp_beside", "write_staged"]
 
 
-def check_writable(path: str | Path, *, suffix: str, overwrite: bool = True) -> Path:
-    """The absolute path to write, after checking its name, folder and permission (nothing is
-    created); raises AddonError naming the problem."""
+def check_writable(path: str | Path, *, suffix: str | tuple[str, ...], overwrite: bool = True) -> Path:
+    """The absolute path to write, after checking its name (``suffix``: one, or a tuple of
+    choices), folder and permission (nothing is created); raises AddonError naming the problem."""
     path = Path(path).expanduser().absolute()
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
     if path.is_dir():
         raise AddonError(f"{path} is a folder, not a file name")
-    if path.suffix.lower() != suffix:
-        raise AddonError(f"{path}: the file name must end in {suffix}")
+    if path.suffix.lower() not in suffixes:
+        raise AddonError(f"{path}: the file name must end in {' or '.join(suffixes)}")
     if path.exists() and not overwrite:
         raise AddonError(f"{path} exists: pass --overwrite to replace it", EXIT_OUTPUT)
     if not path.parent.is_dir():
@@ -75,6 +77,27 @@ def existing_split_files(path: str | Path) -> list[Path]:
     return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
-def check_all_writable(paths: Iterable[str | Path], *, suffix: str, overwrite: bool = True) -> list[Path]:
+def write_staged(writers: Iterable[Callable[[list[tuple[Path, Path]]], object]]) -> list[Path]:
+    """Run each writer, which writes under temporary names and appends ``(temporary, target)``
+    pairs to the list it is given as it creates them; once all succeeded, rename every file into
+    place (in order) and return the targets. On any failure every temporary file is deleted and
+    no target has been touched."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for write in writers:
+            write(staged)
+        for tmp, target in staged:
+            publish(tmp, target)
+        done = [target for _, target in staged]
+        staged.clear()
+        return done
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def check_all_writable(paths: Iterable[str | Path], *, suffix: str | tuple[str, ...],
+                       overwrite: bool = True) -> list[Path]:
     """:func:`check_writable` for every path before any is written (the first problem is raised)."""
     return [check_writable(p, suffix=suffix, overwrite=overwrite) for p in paths]

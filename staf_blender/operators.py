@@ -1,4 +1,4 @@
-"""Operators: thin shells over the plain functions of rig, fbx_export and session.
+"""Operators: thin shells over the plain functions of rig, the exporters and session.
 
 Each gathers its inputs, calls one function, and turns an ``AddonError`` into one error report
 and ``{'CANCELLED'}``. "Reconstruct from video" is modal: it polls the engine from a timer, shows
@@ -17,9 +17,11 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
+from .bvh_export import ROTATION_ORDERS, export_bvh
 from .engine import EngineOptions, resolve_interpreter
 from .errors import AddonError
 from .fbx_export import export_characters, find_rigs
+from .gltf_export import export_gltf
 from .people import free_base_name, parse_people
 from .plan import ImportOptions
 from .preferences import engine_settings, interpreter_candidates
@@ -30,7 +32,9 @@ from .session import Reconstruction, ReconstructRequest, cache_last_motion
 __all__ = [
     "STAF_OT_cancel_reconstruct",
     "STAF_OT_check_engine",
+    "STAF_OT_export_bvh",
     "STAF_OT_export_fbx",
+    "STAF_OT_export_gltf",
     "STAF_OT_import_motion",
     "STAF_OT_import_tracks",
     "STAF_OT_reconstruct_video",
@@ -166,6 +170,68 @@ class STAF_OT_export_fbx(bpy.types.Operator, ExportHelper):
             return {'CANCELLED'}
         self.report({'INFO'}, f"Exported {', '.join(str(p) for p in paths)}")
         return {'FINISHED'}
+
+
+class _ExportCharacters(ExportHelper):
+    """What the BVH and glTF export operators share: object mode, the panel's "one file per
+    person", one report line; ``write(context, rigs)`` returns the files written."""
+
+    bl_options = {'REGISTER'}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return context.mode == 'OBJECT'
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        settings = getattr(context.scene, "staf", None)
+        if settings is not None:
+            self.split = settings.export_split
+        return ExportHelper.invoke(self, context, event)
+
+    def execute(self, context: Any) -> set[str]:
+        try:
+            paths = self.write(context, find_rigs(context))
+        except AddonError as err:
+            self.report({'ERROR'}, str(err))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Exported {', '.join(str(p) for p in paths)}")
+        return {'FINISHED'}
+
+
+class STAF_OT_export_bvh(_ExportCharacters, bpy.types.Operator):
+    """Export the selected STAF characters (none selected: all of them) to BVH, one skeleton per file"""
+
+    bl_idname = "staf.export_bvh"
+    bl_label = "Export BVH"
+
+    filename_ext = ".bvh"
+    filter_glob: StringProperty(default="*.bvh", options={'HIDDEN'})
+    split: BoolProperty(name="One file per person", default=False,
+                        description="OUT_p<ID>.bvh even for one character (several always get one file each)")
+    rotation_order: EnumProperty(name="Rotation order", default='ZXY', items=tuple(
+        (o, o, " ".join(f"{axis}rotation" for axis in o)) for o in ROTATION_ORDERS))
+
+    def write(self, context: Any, rigs: list[Any]) -> list[Path]:
+        return export_bvh(context, rigs, self.filepath, split=self.split, rotation_order=self.rotation_order)
+
+
+class STAF_OT_export_gltf(_ExportCharacters, bpy.types.Operator):
+    """Export the selected STAF characters (none selected: all of them) to glTF, one animation per person"""
+
+    bl_idname = "staf.export_gltf"
+    bl_label = "Export glTF"
+
+    filename_ext = ".glb"
+    check_extension = None  # keep the name typed: .glb (one file) or .gltf (with its .bin)
+    filter_glob: StringProperty(default="*.glb;*.gltf", options={'HIDDEN'})
+    split: BoolProperty(name="One file per person", default=False,
+                        description="One file per character, OUT_p<ID>.glb beside the chosen name")
+    all_influences: BoolProperty(name="All bone influences", default=False,
+                                 description="Every influence of a vertex (SMPL: up to 9, in sets of 4) instead of "
+                                 "the 4 strongest that every glTF reader takes")
+
+    def write(self, context: Any, rigs: list[Any]) -> list[Path]:
+        return export_gltf(context, rigs, self.filepath, split=self.split, all_influences=self.all_influences)
 
 
 def reconstruct_request(context: Any) -> ReconstructRequest:

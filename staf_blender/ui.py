@@ -121,7 +121,8 @@ class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
 
 
 class STAF_PT_export(_SidebarPanel, bpy.types.Panel):
-    """FBX export of the selected characters (none selected: all), in one file or one per person."""
+    """FBX, BVH and glTF export of the selected characters (none selected: all), in one file or one per
+    person (BVH: always one per person)."""
 
     bl_idname = "STAF_PT_export"
     bl_label = "Export"
@@ -133,6 +134,9 @@ class STAF_PT_export(_SidebarPanel, bpy.types.Panel):
         layout.prop(settings, "export_split")
         op = layout.operator("staf.export_fbx", icon='EXPORT')
         op.preset, op.split = settings.export_preset, settings.export_split
+        row = layout.row(align=True)
+        row.operator("staf.export_bvh", icon='EXPORT').split = settings.export_split
+        row.operator("staf.export_gltf", icon='EXPORT').split = settings.export_split
 
 
 def _people_problem(text: str) -> str | None:
@@ -163,3 +167,5 @@ def menu_import(self: Any, context: Any) -> None:
 def menu_export(self: Any, context: Any) -> None:
     """File > Export entry."""
     self.layout.operator("staf.export_fbx", text="STAF Character (.fbx)")
+    self.layout.operator("staf.export_bvh", text="STAF Character (.bvh)")
+    self.layout.operator("staf.export_gltf", text="STAF Character (.glb/.gltf)")
