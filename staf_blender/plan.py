@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_note, frames_to_check
 from .errors import AddonError
 from .motion_io import Motion, PersonMotion
 from .root_motion import (
@@ -104,7 +105,8 @@ class RigPlan:
     (F, 24, 4) pose-bone quaternions (w, x, y, z), continuous in time; root_location (F, 3) the
     root bone's pose location; shape_keys: (name, (V, 3) absolute coordinates) per beta;
     contacts (F, 4) uint8 the file's foot contacts or None; foot_locked: whether the rotations
-    come from the file's foot-locked pose; in_world: whether the root follows the world frame.
+    come from the file's foot-locked pose; in_world: whether the root follows the world frame;
+    check_frames: Blender frames to check (joints far from the detector's landmarks, checks.py).
     """
 
     person_id: int
@@ -125,6 +127,7 @@ class RigPlan:
     contacts: np.ndarray | None = None
     foot_locked: bool = False
     in_world: bool = False
+    check_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def pelvis_positions(self) -> np.ndarray:
         """Where the pelvis is at each keyed frame (F, 3), in the scene (the armature at the origin)."""
@@ -239,6 +242,7 @@ def plan_import(motion: Motion, options: ImportOptions, *, fallback_name: str = 
         rigs.append(_plan_rig(motion, person, base, options))
     if not rigs:
         raise AddonError("none of the selected people has any frame")
+    notes += [check_note(r.person_id, r.check_frames) for r in rigs if len(r.check_frames)]
 
     fps, fps_base = frame_rate(int(source["fps_num"]), int(source["fps_den"]))
     width, height = _int_or_none(source.get("width")), _int_or_none(source.get("height"))
@@ -375,4 +379,5 @@ def _plan_rig(motion: Motion, person: PersonMotion, base: str, options: ImportOp
         contacts=None if person.contacts is None else np.asarray(person.contacts, np.uint8),
         foot_locked=locked,
         in_world=options.root_motion != "camera" and has_world(motion, person),
+        check_frames=frames_to_check(person) + options.frame_offset,
     )

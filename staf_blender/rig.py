@@ -172,6 +172,8 @@ def _build_rig(rig: RigPlan, collection: Any, created: _Created, source: dict, r
     arm_obj["staf_fps"] = [int(source.get("fps_num", 0)), int(source.get("fps_den", 1))]
     arm_obj["staf_root_motion"] = root_motion
     arm_obj["staf_foot_lock"] = rig.foot_locked
+    if len(rig.check_frames):
+        arm_obj["staf_frames_to_check"] = [int(f) for f in rig.check_frames]
     for pose_bone in arm_obj.pose.bones:
         pose_bone.rotation_mode = 'QUATERNION'
     _write_keys(arm_obj, rig, created)

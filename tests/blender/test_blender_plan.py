@@ -296,3 +296,20 @@ def test_ground_plane_and_the_other_modes_on_a_world_file(motion, world_motion):
     assert np.allclose(p_gr[:, 2], world[:, 2]) and np.allclose(p_gr[0, :2], p_in[0, :2])
     assert np.allclose(np.diff(p_gr[:, :2], axis=0), np.diff(world[:, :2], axis=0))
     assert np.allclose(in_place.rigs[0].rotations[:, 0], plan.rigs[0].rotations[:, 0])  # upright on the ground
+
+
+def test_frames_to_check_come_from_the_reprojection_error():
+    from motion_samples import sample_motion
+
+    motion = sample_motion()
+    person = motion.person(1)
+    error = np.zeros(len(person), np.float32)
+    error[[2, 5]] = 0.2 * person.box[[2, 5], 3]  # over a tenth of the box height
+    error[7] = 0.05 * person.box[7, 3]  # under it
+    error[8] = np.nan  # not observed
+    motion = dataclasses.replace(motion, people=(motion.person(0), dataclasses.replace(person, reprojection_px=error)))
+    plan = plan_import(motion, ImportOptions(root_motion="camera", frame_offset=10))
+    rig = next(r for r in plan.rigs if r.person_id == 1)
+    assert list(rig.check_frames) == [int(person.frame[2]) + 10, int(person.frame[5]) + 10]
+    assert any(n.startswith("person 1: 2 frames to check") for n in plan.notes)
+    assert len(next(r for r in plan.rigs if r.person_id == 0).check_frames) == 0  # no errors in the file
