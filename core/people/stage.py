@@ -49,7 +49,8 @@ class PeopleOptions:
 class PersonTrack:
     """One person over the frames ``first .. first + len(track.box) - 1`` (numbered from the start
     of the analysed range): the cleaned box track, and where the person was observed, the presence
-    score (NaN elsewhere) and 2D landmarks (33, 3) (x, y pixels, visibility; NaN elsewhere)."""
+    score (NaN elsewhere), 2D landmarks (33, 3) (x, y pixels, visibility; NaN elsewhere) and BlazePose's
+    world landmarks (33, 3) (metres, hip-centred, camera-aligned axes; NaN elsewhere; None when not kept)."""
 
     person_id: int
     first: int
@@ -58,6 +59,7 @@ class PersonTrack:
     landmarks: np.ndarray
     share: float  # mean share of the frame's area the box covers, over the frames with the person
     key: int = -1  # the tracker's key of the identity (order of creation)
+    world_landmarks: np.ndarray | None = None
 
     @property
     def segments(self) -> list[tuple[int, int]]:
@@ -128,14 +130,16 @@ def clean_boxes(raw: RawTrack, ran: np.ndarray, first: int, end: int, scale: flo
 
 
 def _clean(raw: RawTrack, ran: np.ndarray, every: int, scale: float, opts: PeopleOptions,
-           fps: float) -> tuple[int, Track, np.ndarray, np.ndarray]:
+           fps: float) -> tuple[int, Track, np.ndarray, np.ndarray, np.ndarray]:
     first, end = observed_range(raw, len(ran), every)
     score = np.full(end - first, np.nan, np.float32)
     marks = np.full((end - first, 33, 3), np.nan, np.float32)
-    for f, s, lm in zip(raw.frames, raw.scores, raw.landmarks, strict=True):
+    world = np.full((end - first, 33, 3), np.nan, np.float32)
+    for f, s, lm, w in zip(raw.frames, raw.scores, raw.landmarks, raw.world, strict=True):
         score[f - first] = s
         marks[f - first] = lm * np.array([scale, scale, 1], np.float32)
-    return first, clean_boxes(raw, ran, first, end, scale, opts, fps), score, marks
+        world[f - first] = w
+    return first, clean_boxes(raw, ran, first, end, scale, opts, fps), score, marks, world
 
 
 def _look_back(finder: PeopleFinder, tracker: IdentityTracker, track: RawTrack,
@@ -217,14 +221,14 @@ class PeoplePass:
         area = float(self.info.width * self.info.height)
         kept: list[tuple[float, int, int, PersonTrack]] = []  # (prominence, first frame, creation order, person)
         for raw in self.tracker.tracks():
-            first, track, score, marks = _clean(raw, ran_arr, self.every, self.scale, self.opts, fps)
+            first, track, score, marks, world = _clean(raw, ran_arr, self.every, self.scale, self.opts, fps)
             seen = int(track.present.sum())
             if seen < min_frames:
                 continue
             boxes = track.box[track.present]
             share = float(np.mean(boxes[:, 2] * boxes[:, 3]) / area)
             kept.append((share * seen, first, raw.key,
-                         PersonTrack(-1, first, track, score, marks, share, key=raw.key)))
+                         PersonTrack(-1, first, track, score, marks, share, key=raw.key, world_landmarks=world)))
         kept.sort(key=lambda row: (-row[0], row[1], row[2]))
         people = [replace(row[3], person_id=pid) for pid, row in enumerate(kept)]
         camera = self.camera.result() if self.camera is not None else None

@@ -1,0 +1,1 @@
+"""Solvers that turn a person's track into SMPL motion without the STAF network (see ``landmarks``)."""
