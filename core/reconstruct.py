@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.assets import resolve_assets_dir
+from core.assets import folder_missing_message, resolve_assets_dir
 from core.camera import CROP_SCALE, default_focal
 from core.cancel import cancellable
 from core.cleanup.stage import FILTERS, CleanupOptions, clean_up
-from core.errors import BadInput, NoPersonFound, OutputError
+from core.errors import AssetMissing, BadInput, NoPersonFound, OutputError
 from core.inference import BodyResults, run_staf_for_people, run_staf_streaming
 from core.model.geometry import rotmat_to_axis_angle
 from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models_cached
@@ -56,7 +56,9 @@ class ReconstructOptions:
     chosen ones only; "in-process" is one-pass without the worker; "auto": one-pass when everybody
     is wanted, two-pass when --person or --max-people choose some. world: the clean-up stage's
     ground plane, world frame and camera motion; foot_lock: planted feet kept fixed (with the world
-    frame); filter: "none", "one-euro" or "savgol" on pose and translation (core/cleanup).
+    frame); filter: "none", "one-euro" or "savgol" on pose and translation (core/cleanup). solver:
+    "staf", "landmarks" (BlazePose's landmarks fitted, no licensed weights needed) or "auto" (STAF
+    when its weights are in the asset folder, else landmarks).
     """
 
     assets: str | None = None
@@ -81,6 +83,7 @@ class ReconstructOptions:
     world: bool = True
     foot_lock: bool = True
     filter: str = "none"
+    solver: str = "auto"
 
 
 def parse_time(value: str | None, fps: float, name: str) -> int | None:
@@ -162,6 +165,7 @@ def people_options(opts: ReconstructOptions, info: VideoInfo | None = None) -> P
 
 
 PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
+SOLVERS = ("auto", "staf", "landmarks")
 
 
 def _pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
@@ -256,6 +260,8 @@ def validate_options(opts: ReconstructOptions) -> list[int] | None:
         raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.pipeline not in PIPELINES:
         raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
+    if opts.solver not in SOLVERS:
+        raise BadInput(f"--solver '{opts.solver}': use {', '.join(SOLVERS)}")
     if opts.filter not in FILTERS:
         raise BadInput(f"--filter '{opts.filter}': use {', '.join(FILTERS)}")
     return parse_person_spec(opts.person)
@@ -289,43 +295,95 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         info = probe_video(video)
         start, end = resolve_range(info, opts.start, opts.end)
         assets = resolve_assets_dir(opts.assets)
-        pipeline = _pipeline_for(opts, wanted)
-        items = None
-        if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
-            # Its detector threads follow this process's share of the cores (a batch worker's is a part).
-            items = running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
-                                                         crop_scale=opts.crop_scale,
-                                                         threads=detector_threads(torch.get_num_threads())))
-        elif pipeline == "in-process":
-            items = iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
-        models = load_models_cached(assets, device=opts.device)
-        _resolve_precision(opts, models.device)
-        chosen = choose_precision(models, opts.precision, assets)
-        opts = replace(opts, precision=chosen.precision)
-        if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
-            opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)
-        smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
-        progress = Progress(opts.progress)
-        try:
-            where = "the clip" if end is None and not start else "the chosen range"
-            nobody = (f"{video}: nobody was found in {where}; people must be visible at a reasonable size "
-                      "(at least about 1/8 of the frame's height)")
-            found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
-                                                          where, nobody, items)
-            motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
-            motion, cleanup = clean_up(motion, found.camera, CleanupOptions(opts.world, opts.foot_lock, opts.filter))
-            motion.meta["world"] = cleanup.meta()
-            motion.meta["options"]["precision_rule"] = chosen.reason
-            motion.meta["options"]["pipeline"] = pipeline
-            check_output(output, opts.overwrite)
-            write_motion(output, motion)
-        finally:
-            progress.close()
-        progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index),
-                         precision=chosen.precision, precision_rule=chosen.reason,
-                         people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
+        solver, solver_rule = _solver_for(opts, assets)
+        where = "the clip" if end is None and not start else "the chosen range"
+        nobody = (f"{video}: nobody was found in {where}; people must be visible at a reasonable size "
+                  "(at least about 1/8 of the frame's height)")
+        if solver == "landmarks":
+            motion = _landmark_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule)
+        else:
+            motion = _staf_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule, running)
     if opts.preview:
         from core.preview import write_preview
 
         write_preview(Path(opts.preview), motion, info, overwrite=opts.overwrite)
+    return motion
+
+
+def _solver_for(opts: ReconstructOptions, assets: Path) -> tuple[str, str]:
+    """Which solver runs, and why (recorded in the motion file and said in the run's output). An
+    asset folder named with --assets must exist (a typo must not silently switch solvers)."""
+    if opts.assets and not assets.is_dir():
+        raise AssetMissing(folder_missing_message(assets) + ".")
+    if opts.solver != "auto":
+        return opts.solver, f"--solver {opts.solver}"
+    if (assets / STAF_FILE).is_file():
+        return "staf", f"auto: STAF weights found in {assets}"
+    return "landmarks", (f"auto: no STAF weights in {assets}, so the landmark solver ran (real motion from "
+                         "BlazePose's landmarks; install the STAF weights for STAF's accuracy)")
+
+
+def _write(motion: Motion, camera, opts: ReconstructOptions, output: Path, extra: dict) -> Motion:
+    """Clean up, record what ran, and write the motion file atomically."""
+    motion, cleanup = clean_up(motion, camera, CleanupOptions(opts.world, opts.foot_lock, opts.filter))
+    motion.meta["world"] = cleanup.meta()
+    motion.meta["options"].update(extra)
+    check_output(output, opts.overwrite)
+    write_motion(output, motion)
+    return motion
+
+
+def _landmark_run(info: VideoInfo, start: int, end: int | None, wanted: list[int] | None, opts: ReconstructOptions,
+                  assets: Path, output: Path, where: str, nobody: str, solver_rule: str) -> Motion:
+    from core.landmark_run import reconstruct_with_landmarks
+
+    focal = opts.focal or default_focal(info.width, info.height)
+    meta_options = {k: v for k, v in asdict(opts).items() if k not in ("progress", "overwrite", "assets")}
+    progress = Progress(opts.progress)
+    try:
+        motion, camera = reconstruct_with_landmarks(
+            info, start, end, people_options(opts, info), wanted, opts.max_people, focal, opts.crop_scale, assets,
+            meta_options | {"device": "cpu", "precision": "fp32"}, progress, nobody, where,
+            "given" if opts.focal else "image diagonal")
+        motion = _write(motion, camera, opts, output, {"solver": "landmarks", "solver_rule": solver_rule,
+                                                       "precision_rule": "the landmark solver runs in fp32",
+                                                       "pipeline": "two-pass"})
+    finally:
+        progress.close()
+    progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index), solver="landmarks",
+                     solver_rule=solver_rule, people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
+    return motion
+
+
+def _staf_run(info: VideoInfo, start: int, end: int | None, wanted: list[int] | None, opts: ReconstructOptions,
+              assets: Path, output: Path, where: str, nobody: str, solver_rule: str,
+              running: contextlib.ExitStack) -> Motion:
+    pipeline = _pipeline_for(opts, wanted)
+    items = None
+    if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
+        # Its detector threads follow this process's share of the cores (a batch worker's is a part).
+        items = running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
+                                                     crop_scale=opts.crop_scale,
+                                                     threads=detector_threads(torch.get_num_threads())))
+    elif pipeline == "in-process":
+        items = iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
+    models = load_models_cached(assets, device=opts.device)
+    _resolve_precision(opts, models.device)
+    chosen = choose_precision(models, opts.precision, assets)
+    opts = replace(opts, precision=chosen.precision)
+    if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
+        opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)
+    smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
+    progress = Progress(opts.progress)
+    try:
+        found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
+                                                      where, nobody, items)
+        motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
+        motion = _write(motion, found.camera, opts, output, {"precision_rule": chosen.reason, "pipeline": pipeline,
+                                                              "solver": "staf", "solver_rule": solver_rule})
+    finally:
+        progress.close()
+    progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index),
+                     precision=chosen.precision, precision_rule=chosen.reason, solver="staf",
+                     people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
     return motion

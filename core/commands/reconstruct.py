@@ -44,16 +44,18 @@ def _reconstruct(args: argparse.Namespace) -> int:
         detect_every=args.detect_every, max_gap=args.max_gap, smooth=args.smooth, min_track=args.min_track,
         focal=args.focal, overwrite=args.overwrite,
         progress=args.progress, preview=args.preview, pipeline=args.pipeline, world=not args.no_world,
-        foot_lock=not args.no_foot_lock, filter=args.filter,
+        foot_lock=not args.no_foot_lock, filter=args.filter, solver=args.solver,
     )
     motion = reconstruct(args.video, args.output, opts)
     if args.progress != "json":
         kind = motion.meta["assets"]["kind"]
-        note = " (STAND-IN assets: random weights, not real motion)" if kind == "stand-in" else ""
+        solver = motion.meta["options"].get("solver", "staf")
+        note = " (STAND-IN assets: random weights, not real motion)" if kind == "stand-in" and solver == "staf" else ""
         who = ", ".join(f"person {p.person_id}: {len(p)} frames" for p in motion.people)
         options = motion.meta["options"]
         print(f"wrote {args.output}: {len(motion.frame_index)} frames; {who}{note}; "
               f"{options['precision']} ({options['precision_rule']})")
+        print(f"solver: {solver} ({motion.meta['options'].get('solver_rule', '')})")
         print(f"world: {world_line(motion.meta['world'])}")
         for person in motion.people:
             rows = [] if person.reprojection_px is None else frames_to_check(person.reprojection_px, person.box)
@@ -78,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-people", type=int, metavar="N", help="keep at most the N most prominent people")
     p.add_argument("--batch-size", type=int, help="frames/windows per batch (default: 16 on CPU, 128 on CUDA)")
     add_cleanup_args(p)
+    p.add_argument("--solver", choices=("auto", "staf", "landmarks"), default="auto",
+                   help="staf (the network; needs its weights), landmarks (BlazePose's landmarks fitted to the "
+                        "body; no licensed download) or auto: STAF when its weights are installed (default)")
     p.add_argument("--pipeline", choices=("auto", "one-pass", "two-pass", "in-process"), default="auto",
                    help="one-pass: decode once, decoding and detection in a worker process beside the networks "
                         "(everybody); two-pass: find people, then decode again for the chosen ones; auto: "
