@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 # The main job: a sample clip -> motion file (engine) -> rigged, animated character (Blender).
 demo: $(STAMP) .venv-bpy50/.installed
-	$(BIN)/python -m core demo
+	$(BIN)/python -m core demo $(if $(VIDEO),--video $(VIDEO))
 	.venv-bpy50/bin/python scripts/batch.py --motion out/sample_motion.npz --fbx out/sample.fbx \
 		--blend out/sample.blend --preset unity --overwrite
 
