@@ -12,6 +12,8 @@ turns the target's rest limb onto the source's rest limb (A-pose -> T-pose); joi
 limb child (hands, toes, head) use their nearest aimed ancestor's ``S``. With ``C_t = R_j.T @ S_t @
 R_t`` the target pose is ``P_t = P_j @ C_t``: at the source's rest pose the target stands in the
 source's rest pose with its own rolls, and every later rotation (swing and twist) carries over.
+Where the mapping skips source joints along a limb (spine2 onto a two-bone spine), the skipped
+joints' bend is added as a swing per frame, so the limb still ends where the source's does.
 
 Root translation: the source pelvis's displacement from its rest position, times the ratio of hip
 heights (target over source, each above its skeleton's lowest point), becomes the target root bone's
@@ -20,6 +22,7 @@ pose location. Bones no joint maps to keep L = identity.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -128,18 +131,27 @@ def world_rotations(skeleton: RestSkeleton, local: np.ndarray) -> np.ndarray:
 
 
 def swing_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation (3, 3) turning direction a onto direction b (any axis at a half turn)."""
-    a = np.asarray(a, np.float64) / np.linalg.norm(a)
-    b = np.asarray(b, np.float64) / np.linalg.norm(b)
+    """The smallest rotations (..., 3, 3) turning directions a (..., 3) onto b (..., 3); a half turn
+    goes about an axis perpendicular to a."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a, b = np.broadcast_arrays(a / np.linalg.norm(a, axis=-1, keepdims=True),
+                               b / np.linalg.norm(b, axis=-1, keepdims=True))
+    cos = np.sum(a * b, axis=-1)
+    opposite = cos < -1.0 + 1e-9
     axis = np.cross(a, b)
-    cos = float(np.dot(a, b))
-    if cos < -1.0 + 1e-12:
-        other = np.eye(3)[int(np.argmin(np.abs(a)))]
-        axis = np.cross(a, other)
-        axis /= np.linalg.norm(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return np.eye(3) + k + k @ k / (1.0 + cos)
+    # Opposite directions: any axis perpendicular to a, from the unit axis a is least along.
+    other = np.eye(3)[np.argmin(np.abs(a), axis=-1)]
+    perpendicular = np.cross(a, other)
+    perpendicular /= np.linalg.norm(perpendicular, axis=-1, keepdims=True)
+    zero = np.zeros_like(cos)
+    k = np.stack([np.stack([zero, -axis[..., 2], axis[..., 1]], -1),
+                  np.stack([axis[..., 2], zero, -axis[..., 0]], -1),
+                  np.stack([-axis[..., 1], axis[..., 0], zero], -1)], -2)
+    eye = np.broadcast_to(np.eye(3), k.shape)
+    turn = eye + k + k @ k / np.where(opposite, 1.0, 1.0 + cos)[..., None, None]
+    half = 2.0 * perpendicular[..., :, None] * perpendicular[..., None, :] - eye
+    return np.where(opposite[..., None, None], half, turn)
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,10 +172,29 @@ class RetargetResult:
 
 def _aim(joint: str, mapping: Mapping[str, str]) -> str | None:
     """The next mapped joint along the limb from ``joint``, or None for a limb's end."""
+    return _chain(joint, mapping)[-1]
+
+
+def _chain(joint: str, mapping: Mapping[str, str]) -> list[str | None]:
+    """The joints from ``joint`` along its limb up to the next mapped one (None last: no mapped one)."""
+    chain: list[str | None] = [joint]
     child = SMPL_AIM_CHILD.get(joint)
     while child is not None and child not in mapping:
+        chain.append(child)
         child = SMPL_AIM_CHILD.get(child)
-    return child
+    return [*chain, child]
+
+
+def _skipped_swing(source: RestSkeleton, pose: np.ndarray, chain: list[str]) -> np.ndarray:
+    """Where the mapping skips source joints (spine2 on a two-bone spine), the turn (F, 3, 3) from
+    the limb the first joint's rotation alone gives onto the source's whole posed limb."""
+    index = [source.index(joint) for joint in chain]
+    rest = source.matrices
+    whole = np.zeros((pose.shape[0], 3))
+    for k, k_next in itertools.pairwise(index):
+        whole += pose[:, k] @ (rest[k].T @ (source.heads[k_next] - source.heads[k]))
+    alone = pose[:, index[0]] @ (rest[index[0]].T @ (source.heads[index[-1]] - source.heads[index[0]]))
+    return swing_between(alone, whole)
 
 
 def _swings(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str],
@@ -215,7 +246,11 @@ def retarget(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, s
         s = source.index(joint)
         t = target.index(bone)
         offset = (align @ source.matrices[s]).T @ swings[joint] @ target.matrices[t]
-        wanted[t] = align @ pose[:, s] @ offset
+        chain = _chain(joint, mapping)
+        turned = pose[:, s]
+        if len(chain) > 2 and chain[-1] is not None:
+            turned = _skipped_swing(source, pose, chain) @ turned  # type: ignore[arg-type]
+        wanted[t] = align @ turned @ offset
     rest = target.matrices
     posed: dict[int, np.ndarray] = {}
     local: dict[int, np.ndarray] = {}

@@ -27,6 +27,7 @@ from staf_blender.retarget import (
 )
 from staf_blender.retarget.mapping import name_mapping
 from staf_blender.retarget.presets import SMPL_JOINT_NAMES, SMPL_PARENTS, preset
+from staf_blender.retarget.solve import swing_between
 from staf_blender.rotations import (
     SMPL_TO_ARMATURE,
     axis_angle_to_matrix,
@@ -213,6 +214,38 @@ def test_mapped_limbs_point_where_the_source_points(name):
         np.testing.assert_allclose(turn_t, turn_s, atol=1e-6, err_msg=f"{name} {bone}")
     assert checked >= 16
     assert set(result.bones) == set(table.values())  # extras and fingers unkeyed: at rest
+
+
+def test_skipped_source_joints_still_aim_the_limb():
+    """A mapping without spine2 (a shorter spine): spine1's bone points where the source's spine1 ->
+    spine3 points, spine2's bend included, and the unmapped target bone stays at rest."""
+    source = _smpl_source()
+    target = _build_target("ue5")
+    mapping = {joint: bone for joint, bone in PRESETS["ue5"].items() if joint != "spine2"}
+    quats, path = _motion(90, seed=4)
+    pose = world_rotations(source, quats)
+    result = retarget(source, target, mapping, pose, path + SMPL_REST["pelvis"])
+    assert "spine_03" not in result.bones
+    src = _fk(source, dict(zip(SMPL_JOINT_NAMES, np.moveaxis(quats, 1, 0), strict=True)), {}, 90)
+    tgt = _fk(target, dict(zip(result.bones, np.moveaxis(result.rotations, 1, 0), strict=True)),
+              {result.root_bone: result.root_location}, 90)
+    want = src[:, source.index("spine3"), :3, 3] - src[:, source.index("spine1"), :3, 3]
+    got = tgt[:, target.index("spine_05"), :3, 3] - tgt[:, target.index("spine_01"), :3, 3]
+    assert _angle(got, want).max() < 2.0
+    bend = _angle(src[:, source.index("spine2"), :3, 1], src[:, source.index("spine1"), :3, 1])
+    assert bend.max() > 10  # the skipped joint really bends
+
+
+def test_swing_between_turns_one_direction_onto_another():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    a[0], b[0] = [0.0, 0.0, 1.0], [0.0, 0.0, -2.0]  # opposite
+    a[1], b[1] = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]  # the same
+    turn = swing_between(a, b)
+    np.testing.assert_allclose(np.linalg.det(turn), 1.0, atol=1e-9)
+    got = np.einsum("nij,nj->ni", turn, a / np.linalg.norm(a, axis=1, keepdims=True))
+    np.testing.assert_allclose(got, b / np.linalg.norm(b, axis=1, keepdims=True), atol=1e-9)
+    np.testing.assert_allclose(turn[1], np.eye(3), atol=1e-12)
 
 
 def test_a_pose_arms_reach_the_t_pose_at_the_source_rest():
