@@ -9,7 +9,7 @@ import numpy as np
 
 from core.motion_format import Motion, PersonMotion
 
-__all__ = ["axis_angle_to_matrix", "pose_person", "posed_joints_and_vertices"]
+__all__ = ["axis_angle_to_matrix", "forward_kinematics", "pose_person", "posed_joints_and_vertices"]
 
 
 def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
@@ -24,21 +24,29 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
-def posed_joints_and_vertices(pose: np.ndarray, rest_vertices: np.ndarray, rest_joints: np.ndarray,
-                              parents: np.ndarray, skin_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward kinematics and skinning: pose (F, 24, 3) axis-angle -> joints (F, 24, 3), vertices (F, V, 3)."""
-    rot = axis_angle_to_matrix(pose)  # F x J x 3 x 3
-    f, j = pose.shape[:2]
+def forward_kinematics(pose: np.ndarray, rest_joints: np.ndarray, parents: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """World rotations (F, J, 3, 3) and joint positions (F, J, 3) of axis-angle poses (F, J, 3), in the
+    body's frame without the root translation (SMPL: the root joint stays at its rest position)."""
+    pose = np.asarray(pose, np.float64)
+    rest_joints = np.asarray(rest_joints, np.float64)
+    rot = axis_angle_to_matrix(pose)
     world_r = np.empty_like(rot)
-    world_t = np.empty((f, j, 3))
-    for i in range(j):
-        p = parents[i]
+    world_t = np.empty((*pose.shape[:2], 3))
+    for i, p in enumerate(np.asarray(parents)):
         if p < 0:
             world_r[:, i] = rot[:, i]
             world_t[:, i] = rest_joints[i]
         else:
             world_r[:, i] = world_r[:, p] @ rot[:, i]
             world_t[:, i] = world_t[:, p] + world_r[:, p] @ (rest_joints[i] - rest_joints[p])
+    return world_r, world_t
+
+
+def posed_joints_and_vertices(pose: np.ndarray, rest_vertices: np.ndarray, rest_joints: np.ndarray,
+                              parents: np.ndarray, skin_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward kinematics and skinning: pose (F, 24, 3) axis-angle -> joints (F, 24, 3), vertices (F, V, 3)."""
+    world_r, world_t = forward_kinematics(pose, rest_joints, parents)
     # Each joint's transform maps rest space to posed space: x -> R (x - J_rest) + J_posed.
     offset = world_t - np.einsum("fjab,jb->fja", world_r, rest_joints)
     blend_r = np.einsum("vj,fjab->fvab", skin_weights, world_r)

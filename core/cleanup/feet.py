@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.posing import axis_angle_to_matrix
+from core.posing import forward_kinematics
 
 __all__ = [
     "FOOT_JOINTS",
@@ -62,28 +62,6 @@ def foot_vertex_indices(rest_vertices: np.ndarray, skin_weights: np.ndarray) -> 
         out.append(sole[np.argmin(z + 2.0 * lift)])
         out.append(sole[np.argmax(z - 2.0 * lift)])
     return np.asarray(out, np.int64)
-
-
-def forward_kinematics(pose: np.ndarray, rest_joints: np.ndarray, parents: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """World rotations (F, 24, 3, 3) and joint positions (F, 24, 3) of axis-angle poses (F, 24, 3).
-
-    Positions are in the body's frame, without the root translation (SMPL: root joint stays at its
-    rest position); the same transforms ``core.posing`` skins with.
-    """
-    pose = np.asarray(pose, np.float64)
-    rest_joints = np.asarray(rest_joints, np.float64)
-    rot = axis_angle_to_matrix(pose)
-    world_r = np.empty_like(rot)
-    world_t = np.empty((*pose.shape[:2], 3))
-    for i, p in enumerate(np.asarray(parents)):
-        if p < 0:
-            world_r[:, i] = rot[:, i]
-            world_t[:, i] = rest_joints[i]
-        else:
-            world_r[:, i] = world_r[:, p] @ rot[:, i]
-            world_t[:, i] = world_t[:, p] + world_r[:, p] @ (rest_joints[i] - rest_joints[p])
-    return world_r, world_t
 
 
 def joint_positions(pose: np.ndarray, translation: np.ndarray, rest_joints: np.ndarray,
