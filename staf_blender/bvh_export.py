@@ -28,8 +28,9 @@ import numpy as np
 from mathutils import Euler, Matrix
 
 from .errors import AddonError
+from .fbx_export import frame_range
 from .files import check_all_writable, check_writable, split_targets, temp_beside, write_staged
-from .gltf_export import clip_rate, frame_range, scratch_copies
+from .gltf_export import clip_rate, scratch_copies
 from .rig import RIG_PROPERTY
 
 __all__ = ["ROTATION_ORDERS", "Y_UP", "bvh_targets", "export_bvh", "stage_bvh", "write_bvh_file"]

@@ -64,7 +64,8 @@ def rig_meshes(rig: Any) -> list[Any]:
             and any(m.type == 'ARMATURE' and m.object == rig for m in o.modifiers)]
 
 
-def _frame_range(rigs: Iterable[Any]) -> tuple[int, int]:
+def frame_range(rigs: Iterable[Any]) -> tuple[int, int]:
+    """The first and last keyed frame over ``rigs``' actions; raises AddonError if none has keys."""
     starts, ends = [], []
     for rig in rigs:
         anim = rig.animation_data
@@ -332,7 +333,7 @@ def write_fbx_file(context: Any, rigs: list[Any], file: str | Path, preset: FbxP
     _check_group(preset, rigs)
     limit = _influence_limit(preset, max_influences)
     file = Path(file)
-    start, end = _frame_range(rigs)
+    start, end = frame_range(rigs)
     user_scene = context.scene
     scratch = bpy.data.scenes.new(".staf_fbx_export")
     made: list[tuple[Any, Any]] = []

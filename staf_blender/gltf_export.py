@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import struct
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ import numpy as np
 
 from .compat import action_fcurves, copy_action_to
 from .errors import AddonError
+from .fbx_export import frame_range
 from .files import check_writable, split_targets, temp_beside, write_staged
 from .rig import RIG_PROPERTY, remove_datablocks
 
@@ -156,20 +156,6 @@ GLTF_SETTINGS = MappingProxyType({
     "export_reset_pose_bones": True,
     "export_current_frame": False,
 })
-
-
-def frame_range(rigs: list[Any]) -> tuple[int, int]:
-    """The first and last keyed frame over ``rigs``' actions; raises AddonError if none has keys."""
-    starts, ends = [], []
-    for rig in rigs:
-        anim = rig.animation_data
-        if anim is not None and anim.action is not None:
-            start, end = anim.action.frame_range
-            starts.append(math.floor(start + 0.5))
-            ends.append(math.floor(end + 0.5))
-    if not starts:
-        raise AddonError("the character has no animation to export")
-    return min(starts), max(ends)
 
 
 def clip_rate(rigs: list[Any], scene: Any) -> Fraction:

@@ -135,45 +135,8 @@ def import_tracks(context: Any, settings: Any, *, only_checked: bool) -> ImportR
     return import_motion_file(context, path, options)
 
 
-class STAF_OT_export_fbx(bpy.types.Operator, ExportHelper):
-    """Export the selected STAF characters (none selected: all of them) to FBX with a game-engine preset"""
-
-    bl_idname = "staf.export_fbx"
-    bl_label = "Export FBX"
-    bl_options = {'REGISTER'}
-
-    filename_ext = ".fbx"
-    filter_glob: StringProperty(default="*.fbx", options={'HIDDEN'})
-    split: BoolProperty(name="One file per person", default=False,
-                        description="One FBX per character, OUT_p<ID>.fbx beside the chosen name")
-    preset: EnumProperty(name="Preset", items=(
-        ('unity', "Unity", "Metres, Y up"),
-        ('unreal', "Unreal", "Centimetres, a root bone"),
-        ('generic', "Generic", "Metres declared in the file"),
-    ), default='unity')
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return context.mode == 'OBJECT'
-
-    def invoke(self, context: Any, event: Any) -> set[str]:
-        settings = getattr(context.scene, "staf", None)
-        if settings is not None:
-            self.preset, self.split = settings.export_preset, settings.export_split
-        return ExportHelper.invoke(self, context, event)
-
-    def execute(self, context: Any) -> set[str]:
-        try:
-            paths = export_characters(context, find_rigs(context), self.filepath, self.preset, split=self.split)
-        except AddonError as err:
-            self.report({'ERROR'}, str(err))
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Exported {', '.join(str(p) for p in paths)}")
-        return {'FINISHED'}
-
-
 class _ExportCharacters(ExportHelper):
-    """What the BVH and glTF export operators share: object mode, the panel's "one file per
+    """What the FBX, BVH and glTF export operators share: object mode, the panel's "one file per
     person", one report line; ``write(context, rigs)`` returns the files written."""
 
     bl_options = {'REGISTER'}
@@ -196,6 +159,31 @@ class _ExportCharacters(ExportHelper):
             return {'CANCELLED'}
         self.report({'INFO'}, f"Exported {', '.join(str(p) for p in paths)}")
         return {'FINISHED'}
+
+
+class STAF_OT_export_fbx(_ExportCharacters, bpy.types.Operator):
+    """Export the selected STAF characters (none selected: all of them) to FBX with a game-engine preset"""
+
+    bl_idname = "staf.export_fbx"
+    bl_label = "Export FBX"
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={'HIDDEN'})
+    split: BoolProperty(name="One file per person", default=False,
+                        description="One FBX per character, OUT_p<ID>.fbx beside the chosen name")
+    preset: EnumProperty(name="Preset", items=(
+        ('unity', "Unity", "Metres, Y up"),
+        ('unreal', "Unreal", "Centimetres, a root bone"),
+        ('generic', "Generic", "Metres declared in the file"),
+    ), default='unity')
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        settings = getattr(context.scene, "staf", None)
+        if settings is not None:
+            self.preset = settings.export_preset
+        return super().invoke(context, event)
+
+    def write(self, context: Any, rigs: list[Any]) -> list[Path]:
+        return export_characters(context, rigs, self.filepath, self.preset, split=self.split)
 
 
 class STAF_OT_export_bvh(_ExportCharacters, bpy.types.Operator):
