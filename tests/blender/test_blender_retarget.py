@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from retarget_rigs import SMPL_REST, angle, build_target, fk, motion, smpl_source
 
 from core.skeleton import SMPL_JOINT_NAMES as CORE_NAMES
 from core.skeleton import SMPL_PARENTS as CORE_PARENTS
@@ -27,167 +28,27 @@ from staf_blender.retarget import (
 )
 from staf_blender.retarget.mapping import name_mapping
 from staf_blender.retarget.presets import SMPL_JOINT_NAMES, SMPL_PARENTS, preset
-from staf_blender.retarget.solve import swing_between
+from staf_blender.retarget.skeleton import swing_between
 from staf_blender.rotations import (
     SMPL_TO_ARMATURE,
     axis_angle_to_matrix,
-    axis_angle_to_quaternion,
-    quaternion_to_matrix,
 )
-
-# A T-pose in armature space (Z up, facing -Y, +X the body's left), roughly SMPL's proportions.
-_LEFT = {"hip": (0.06, 0.0, 0.85), "knee": (0.10, 0.0, 0.47), "ankle": (0.09, 0.03, 0.08),
-         "foot": (0.11, -0.10, 0.02), "collar": (0.07, 0.0, 1.36), "shoulder": (0.17, 0.01, 1.39),
-         "elbow": (0.43, 0.02, 1.38), "wrist": (0.68, 0.02, 1.38), "hand": (0.76, 0.01, 1.37)}
-_CENTRE = {"pelvis": (0.0, 0.0, 0.93), "spine1": (0.0, 0.01, 1.04), "spine2": (0.0, 0.0, 1.17),
-           "spine3": (0.0, 0.0, 1.22), "neck": (0.0, 0.01, 1.44), "head": (0.0, -0.03, 1.51)}
-SMPL_REST = {**{k: np.array(v) for k, v in _CENTRE.items()},
-             **{f"{side}_{k}": np.array(v) * (1 if side == "left" else np.array([-1, 1, 1]))
-                for k, v in _LEFT.items() for side in ("left", "right")}}
-LEGS = ("hip", "knee", "ankle", "foot")
-ARMS = ("shoulder", "elbow", "wrist", "hand")
-
-# Per preset: bones put between two mapped bones, leaves below one, and a root above the hips.
-EXTRAS = {
-    "mixamo": ([], [("mixamorig:HeadTop_End", "mixamorig:Head"), ("mixamorig:LeftHandIndex1", "mixamorig:LeftHand"),
-                    ("mixamorig:LeftToe_End", "mixamorig:LeftToeBase")], None),
-    "ue5": ([("spine_02", "spine_01", "spine_03"), ("spine_04", "spine_03", "spine_05"),
-             ("neck_02", "neck_01", "head")], [("index_01_l", "hand_l"), ("thumb_01_r", "hand_r")], "root"),
-    "rigify": ([("DEF-spine.005", "DEF-spine.004", "DEF-spine.006"), ("DEF-thigh.L.001", "DEF-thigh.L", "DEF-shin.L"),
-                ("DEF-upper_arm.R.001", "DEF-upper_arm.R", "DEF-forearm.R"),
-                ("DEF-forearm.L.001", "DEF-forearm.L", "DEF-hand.L")], [("DEF-pelvis.L", "DEF-spine")], "root"),
-    "rigify_fk": ([], [("tweak_spine", "torso")], "root"),
-    "vrm": ([], [("leftThumbProximal", "leftHand")], "Root"),
-    "vroid": ([], [("J_Sec_Hair1_01", "J_Bip_C_Head")], None),
-}
-
-
-def _target_joints() -> dict[str, np.ndarray]:
-    """The target's joint positions: legs 1.3 times longer, A-pose arms (45 degrees down), a longer spine."""
-    out = {}
-    for joint, pos in SMPL_REST.items():
-        pos = pos.copy()
-        side, _, part = joint.partition("_")
-        if part in LEGS:
-            hip = SMPL_REST[f"{side}_hip"]
-            pos = hip + 1.3 * (pos - hip)
-        elif part in ARMS:
-            shoulder = SMPL_REST[f"{side}_shoulder"]
-            turn = axis_angle_to_matrix(np.array([0.0, (1 if side == "left" else -1) * np.pi / 4, 0.0]))
-            pos = shoulder + turn @ (pos - shoulder)
-        if part not in LEGS and joint != "pelvis":
-            pos[2] = 0.93 + 1.1 * (pos[2] - 0.93)
-        out[joint] = pos
-    lift = 0.02 - min(pos[2] for pos in out.values())  # stand the longer legs on the floor
-    return {joint: pos + np.array([0.0, 0.0, lift]) for joint, pos in out.items()}
-
-
-def _smpl_source() -> RestSkeleton:
-    """The add-on's SMPL rig: every bone along +Z with roll 0 (plan.py)."""
-    heads = np.stack([SMPL_REST[name] for name in SMPL_JOINT_NAMES])
-    tails = heads + np.array([0.0, 0.0, 0.1])
-    return RestSkeleton.from_bones(SMPL_JOINT_NAMES, SMPL_PARENTS, heads, tails)
-
-
-def _build_target(name: str, seed: int = 0, odd_tails: bool = False, shuffle: bool = False) -> RestSkeleton:
-    """A target rig for a preset: its mapped bones at the target joints, extras, random rolls."""
-    rng = np.random.default_rng(seed)
-    table = PRESETS[name]
-    joints = _target_joints()
-    bones: dict[str, list] = {}  # name -> [parent name, head, tail]
-    for joint in SMPL_JOINT_NAMES:
-        if joint not in table:
-            continue
-        parent = SMPL_PARENTS[SMPL_JOINT_NAMES.index(joint)]
-        while parent >= 0 and SMPL_JOINT_NAMES[parent] not in table:
-            parent = SMPL_PARENTS[parent]
-        head = joints[joint]
-        child = SMPL_AIM_CHILD.get(joint)
-        if child in table:
-            tail = joints[child]
-        else:
-            up = joints[SMPL_JOINT_NAMES[max(parent, 0)]]
-            tail = head + 0.1 * (head - up) / max(np.linalg.norm(head - up), 1e-9)
-        if odd_tails:
-            direction = rng.normal(size=3)
-            tail = head + 0.1 * direction / np.linalg.norm(direction)
-        bones[table[joint]] = [table[SMPL_JOINT_NAMES[parent]] if parent >= 0 else None, head, tail]
-    inserts, leaves, root = EXTRAS[name]
-    for extra, upper, lower in inserts:
-        head = 0.5 * (bones[upper][1] + bones[lower][1])
-        bones[extra] = [upper, head, bones[lower][1]]
-        bones[lower][0] = extra
-    for extra, parent in leaves:
-        bones[extra] = [parent, bones[parent][2], bones[parent][2] + np.array([0.0, 0.0, 0.05])]
-    if root:
-        bones[table["pelvis"]][0] = root
-        bones[root] = [None, np.zeros(3), np.array([0.0, -0.2, 0.0])]
-    names = list(bones)
-    if shuffle:
-        rng.shuffle(names)
-    parents = [names.index(bones[n][0]) if bones[n][0] else -1 for n in names]
-    heads = np.stack([bones[n][1] for n in names])
-    tails = np.stack([bones[n][2] for n in names])
-    return RestSkeleton.from_bones(names, parents, heads, tails, rng.uniform(-np.pi, np.pi, len(names)))
-
-
-def _motion(frames: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth random local rotations (F, 24, 4), frame 0 the rest pose, and a root path (F, 3)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames)[:, None, None] / 30.0
-    freq = rng.uniform(0.2, 1.5, (2, 1, 24, 3))
-    phase = rng.uniform(0, 2 * np.pi, (2, 1, 24, 3))
-    aa = 0.45 * (np.sin(2 * np.pi * freq[0] * t + phase[0]) - np.sin(phase[0]))
-    aa += 0.35 * (np.sin(2 * np.pi * freq[1] * t + phase[1]) - np.sin(phase[1]))
-    s = t[:, 0, 0]
-    path = np.stack([0.5 * np.sin(0.7 * s) + 0.4 * s, 0.5 * np.sin(0.3 * s) + 0.1 * s, 0.05 * np.sin(3 * s)], -1)
-    return axis_angle_to_quaternion(aa), path
-
-
-def _fk(skeleton: RestSkeleton, local: dict[str, np.ndarray], root: dict[str, np.ndarray], frames: int) -> np.ndarray:
-    """Posed 4x4 bone matrices (F, B, 4, 4): M = M_parent @ inv(Rest_parent) @ Rest @ Basis."""
-    rest = np.tile(np.eye(4), (len(skeleton.names), 1, 1))
-    rest[:, :3, :3] = skeleton.matrices
-    rest[:, :3, 3] = skeleton.heads
-    out = np.zeros((frames, len(skeleton.names), 4, 4))
-    todo = list(range(len(skeleton.names)))
-    while todo:
-        for bone in list(todo):
-            parent = skeleton.parents[bone]
-            if parent >= 0 and parent in todo:
-                continue
-            basis = np.tile(np.eye(4), (frames, 1, 1))
-            name = skeleton.names[bone]
-            if name in local:
-                basis[:, :3, :3] = quaternion_to_matrix(local[name])
-            if name in root:
-                basis[:, :3, 3] = root[name]
-            above = rest[bone] if parent < 0 else out[:, parent] @ np.linalg.inv(rest[parent]) @ rest[bone]
-            out[:, bone] = above @ basis
-            todo.remove(bone)
-    return out
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1, 1)))
 
 
 def _run(name: str, frames: int = 120, align: np.ndarray | None = None, **build):
-    source = _smpl_source()
-    target = _build_target(name, **build)
+    source = smpl_source()
+    target = build_target(name, **build)
     if align is not None:  # turn the whole target (its rest pose) by align
         target = RestSkeleton(target.names, target.parents, target.heads @ align.T, target.tails @ align.T,
                               align @ target.matrices)
-    quats, path = _motion(frames)
-    src = _fk(source, dict(zip(SMPL_JOINT_NAMES, np.moveaxis(quats, 1, 0), strict=True)),
+    quats, path = motion(frames)
+    src = fk(source, dict(zip(SMPL_JOINT_NAMES, np.moveaxis(quats, 1, 0), strict=True)),
               {"pelvis": path @ source.matrices[0]}, frames)
     # The solve takes the source's orientations; check they equal the FK here.
     pose = world_rotations(source, quats)
     np.testing.assert_allclose(pose, src[:, :, :3, :3], atol=1e-9)
     result = retarget(source, target, PRESETS[name], pose, src[:, 0, :3, 3], align=align)
-    tgt = _fk(target, dict(zip(result.bones, np.moveaxis(result.rotations, 1, 0), strict=True)),
+    tgt = fk(target, dict(zip(result.bones, np.moveaxis(result.rotations, 1, 0), strict=True)),
               {result.root_bone: result.root_location}, frames)
     return source, target, result, src, tgt
 
@@ -205,7 +66,7 @@ def test_mapped_limbs_point_where_the_source_points(name):
         child = SMPL_AIM_CHILD.get(joint)
         if child in table:
             sc, tc = source.index(child), target.index(table[child])
-            worst = _angle(tgt[frames, tc, :3, 3] - tgt[frames, t, :3, 3],
+            worst = angle(tgt[frames, tc, :3, 3] - tgt[frames, t, :3, 3],
                            src[frames, sc, :3, 3] - src[frames, s, :3, 3])
             assert worst.max() < 2.0, f"{name} {bone}: {worst.max():.3f} degrees"
             checked += 1
@@ -219,20 +80,20 @@ def test_mapped_limbs_point_where_the_source_points(name):
 def test_skipped_source_joints_still_aim_the_limb():
     """A mapping without spine2 (a shorter spine): spine1's bone points where the source's spine1 ->
     spine3 points, spine2's bend included, and the unmapped target bone stays at rest."""
-    source = _smpl_source()
-    target = _build_target("ue5")
+    source = smpl_source()
+    target = build_target("ue5")
     mapping = {joint: bone for joint, bone in PRESETS["ue5"].items() if joint != "spine2"}
-    quats, path = _motion(90, seed=4)
+    quats, path = motion(90, seed=4)
     pose = world_rotations(source, quats)
     result = retarget(source, target, mapping, pose, path + SMPL_REST["pelvis"])
     assert "spine_03" not in result.bones
-    src = _fk(source, dict(zip(SMPL_JOINT_NAMES, np.moveaxis(quats, 1, 0), strict=True)), {}, 90)
-    tgt = _fk(target, dict(zip(result.bones, np.moveaxis(result.rotations, 1, 0), strict=True)),
+    src = fk(source, dict(zip(SMPL_JOINT_NAMES, np.moveaxis(quats, 1, 0), strict=True)), {}, 90)
+    tgt = fk(target, dict(zip(result.bones, np.moveaxis(result.rotations, 1, 0), strict=True)),
               {result.root_bone: result.root_location}, 90)
     want = src[:, source.index("spine3"), :3, 3] - src[:, source.index("spine1"), :3, 3]
     got = tgt[:, target.index("spine_05"), :3, 3] - tgt[:, target.index("spine_01"), :3, 3]
-    assert _angle(got, want).max() < 2.0
-    bend = _angle(src[:, source.index("spine2"), :3, 1], src[:, source.index("spine1"), :3, 1])
+    assert angle(got, want).max() < 2.0
+    bend = angle(src[:, source.index("spine2"), :3, 1], src[:, source.index("spine1"), :3, 1])
     assert bend.max() > 10  # the skipped joint really bends
 
 
@@ -253,9 +114,9 @@ def test_a_pose_arms_reach_the_t_pose_at_the_source_rest():
     _, target, _, _, tgt = _run("mixamo")
     arm, fore = target.index("mixamorig:LeftArm"), target.index("mixamorig:LeftForeArm")
     rest_dir = target.heads[fore] - target.heads[arm]
-    assert _angle(rest_dir, np.array([1.0, 0.0, 0.0])) > 40  # the rig really is in an A-pose
+    assert angle(rest_dir, np.array([1.0, 0.0, 0.0])) > 40  # the rig really is in an A-pose
     posed = tgt[0, fore, :3, 3] - tgt[0, arm, :3, 3]
-    assert _angle(posed, SMPL_REST["left_elbow"] - SMPL_REST["left_shoulder"]) < 0.01
+    assert angle(posed, SMPL_REST["left_elbow"] - SMPL_REST["left_shoulder"]) < 0.01
 
 
 def test_root_translation_scales_with_hip_height():
@@ -282,13 +143,13 @@ def test_a_target_facing_the_other_way_is_aligned():
         s, sc = source.index(joint), source.index(child)
         t, tc = target.index(table[joint]), target.index(table[child])
         want = (src[:, sc, :3, 3] - src[:, s, :3, 3]) @ turn.T
-        assert _angle(tgt[:, tc, :3, 3] - tgt[:, t, :3, 3], want).max() < 2.0
+        assert angle(tgt[:, tc, :3, 3] - tgt[:, t, :3, 3], want).max() < 2.0
 
 
 def test_ten_thousand_frames_are_fast():
-    source = _smpl_source()
-    target = _build_target("ue5")
-    quats, path = _motion(10_000)
+    source = smpl_source()
+    target = build_target("ue5")
+    quats, path = motion(10_000)
     pose = world_rotations(source, quats)
     start = time.perf_counter()
     result = retarget(source, target, PRESETS["ue5"], pose, path + SMPL_REST["pelvis"])
@@ -310,7 +171,7 @@ def test_smpl_names_match_core_and_bone_matrix_matches_blender():
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_auto_mapping_finds_every_preset(name):
-    target = _build_target(name)
+    target = build_target(name)
     found, mapping = auto_mapping(target.names)
     assert (found, mapping) == (name, PRESETS[name])
     check_humanoid(mapping)
