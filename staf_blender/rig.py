@@ -20,6 +20,7 @@ import numpy as np
 
 from .compat import new_object_action
 from .errors import AddonError
+from .keys import KeyWriter
 from .motion_io import load_motion
 from .people import TrackSummary, summarise_people
 from .plan import ImportOptions, ImportPlan, RigPlan, plan_import
@@ -210,33 +211,10 @@ def _add_skin(mesh_obj: Any, rig: RigPlan) -> None:
             group.add((index,), float(column[index]), 'REPLACE')
 
 
-def _interpolation(name: str) -> int:
-    """The enum value of an interpolation ('LINEAR', 'CONSTANT'), for ``foreach_set``."""
-    return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[name].value
-
-
-class _Keys:
-    """Writes whole F-curves in bulk (``keyframe_points.add`` + ``foreach_set``) on fixed frames."""
-
-    def __init__(self, channels: Any, frames: np.ndarray) -> None:
-        self.channels = channels
-        self.co = np.empty(2 * frames.shape[0], np.float32)
-        self.co[0::2] = frames
-
-    def curve(self, data_path: str, index: int, group: str, values: np.ndarray, interpolation: str = 'LINEAR') -> None:
-        fcurve = self.channels.new_fcurve(data_path, index, group)
-        points = fcurve.keyframe_points
-        points.add(self.co.shape[0] // 2)
-        self.co[1::2] = values
-        points.foreach_set("co", self.co)
-        points.foreach_set("interpolation", np.full(len(points), _interpolation(interpolation), np.int32))
-        fcurve.update()
-
-
 def _write_keys(arm_obj: Any, rig: RigPlan, created: _Created) -> None:
     channels = new_object_action(arm_obj, rig.action_name)
     created.add(bpy.data.actions, channels.action)
-    keys = _Keys(channels, rig.frames.astype(np.float32))
+    keys = KeyWriter(channels, rig.frames.astype(np.float32))
 
     def path(bone: str) -> str:
         return f'pose.bones["{bpy.utils.escape_identifier(bone)}"]'
@@ -296,7 +274,7 @@ def _build_camera(plan: ImportPlan, collection: Any, created: _Created) -> Any:
         if motion.animated:
             channels = new_object_action(obj, f"{cam.name}_motion")
             created.add(bpy.data.actions, channels.action)
-            keys = _Keys(channels, motion.frames.astype(np.float32))
+            keys = KeyWriter(channels, motion.frames.astype(np.float32))
             for k in range(4):
                 keys.curve("rotation_quaternion", k, "Object Transforms", motion.rotations[:, k])
             for k in range(3):
