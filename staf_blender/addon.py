@@ -17,8 +17,17 @@ from .operators import (
 )
 from .preferences import STAF_AddonPreferences
 from .properties import STAF_PG_job, STAF_PG_settings, STAF_PG_track
+from .retarget_operator import STAF_OT_retarget
 from .session import clear_last_motion
-from .ui import STAF_PT_character, STAF_PT_export, STAF_PT_people, STAF_PT_reconstruct, menu_export, menu_import
+from .ui import (
+    STAF_PT_character,
+    STAF_PT_export,
+    STAF_PT_people,
+    STAF_PT_reconstruct,
+    STAF_PT_retarget,
+    menu_export,
+    menu_import,
+)
 
 __all__ = ["classes", "register", "unregister"]
 
@@ -35,9 +44,11 @@ classes = (
     STAF_OT_reconstruct_video,
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,
+    STAF_OT_retarget,
     STAF_PT_reconstruct,
     STAF_PT_people,
     STAF_PT_character,
+    STAF_PT_retarget,
     STAF_PT_export,
 )
 

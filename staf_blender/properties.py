@@ -5,15 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .fbx_presets import PRESETS
 from .people import TrackSummary
 from .plan import ImportOptions
+from .retarget import PRESETS as MAPPING_PRESETS
+from .retarget_scene import is_smpl_rig
 
-__all__ = ["ROOT_MOTION_ITEMS", "STAF_PG_job", "STAF_PG_settings", "STAF_PG_track", "import_options", "set_tracks"]
+__all__ = ["MAPPING_ITEMS", "ROOT_MOTION_ITEMS", "STAF_PG_job", "STAF_PG_settings", "STAF_PG_track", "import_options",
+           "set_tracks"]
 
 ROOT_MOTION_ITEMS = (
     ('auto', "Auto", "World (ground) when the motion file has a ground plane, else From camera"),
@@ -23,6 +35,22 @@ ROOT_MOTION_ITEMS = (
     ('in_place', "In place", "The character stays at the origin, feet on the ground"),
     ('ground', "On the ground", "Horizontal motion only, starting at the origin, feet on the ground"),
 )
+_MAPPING_LABELS = {"mixamo": "Mixamo", "ue5": "UE5 Mannequin", "rigify": "Rigify (deform bones)",
+                   "rigify_fk": "Rigify (FK controls)", "vrm": "VRM humanoid", "vroid": "VRoid"}
+MAPPING_ITEMS = (
+    ('auto', "Automatic", "The preset that maps the most bones, else a guess from the bone names"),
+    *((name, _MAPPING_LABELS.get(name, name), f"The {_MAPPING_LABELS.get(name, name)} bone names")
+      for name in MAPPING_PRESETS),
+    ('FILE', "Mapping file", "A .json file {\"pelvis\": \"Hips\", ...}: SMPL joint -> your bone"),
+)
+
+
+def _poll_character(self: Any, obj: Any) -> bool:
+    return is_smpl_rig(obj)
+
+
+def _poll_target(self: Any, obj: Any) -> bool:
+    return obj.type == 'ARMATURE' and not is_smpl_rig(obj)
 
 
 class STAF_PG_track(bpy.types.PropertyGroup):
@@ -83,6 +111,17 @@ class STAF_PG_settings(bpy.types.PropertyGroup):
                               description="Set the scene's frame rate, range, resolution and camera from the clip")
     export_split: BoolProperty(name="One file per person",
                                description="Write OUT_p<ID>.fbx per character instead of one FBX holding them all")
+    retarget_source: PointerProperty(type=bpy.types.Object, name="Character", poll=_poll_character,
+                                     description="The STAF character whose motion is retargeted (empty: the "
+                                     "only one in the scene)")
+    retarget_target: PointerProperty(type=bpy.types.Object, name="Target", poll=_poll_target,
+                                     description="Your armature (empty: the active one)")
+    retarget_mapping: EnumProperty(name="Mapping", items=MAPPING_ITEMS, default='auto')
+    retarget_mapping_file: StringProperty(name="Mapping file", subtype='FILE_PATH',
+                                          description="JSON {SMPL joint: your bone}, e.g. {\"pelvis\": \"Hips\"}")
+    retarget_plant_feet: BoolProperty(name="Plant feet", default=True,
+                                      description="Hold the target's ankles still where the character's heels "
+                                      "are on the ground (its other proportions would make them slide)")
     tracks: CollectionProperty(type=STAF_PG_track, description="The people of the last run's motion file")
     tracks_file: StringProperty(name="Motion file", subtype='FILE_PATH',
                                 description="The motion file of the last reconstruction or import")

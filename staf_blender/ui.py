@@ -10,8 +10,8 @@ import bpy
 from .errors import AddonError
 from .people import PEOPLE_HELP, parse_people
 
-__all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_people", "STAF_PT_reconstruct", "menu_export",
-           "menu_import"]
+__all__ = ["STAF_PT_character", "STAF_PT_export", "STAF_PT_people", "STAF_PT_reconstruct", "STAF_PT_retarget",
+           "menu_export", "menu_import"]
 
 
 class _SidebarPanel:
@@ -118,6 +118,25 @@ class STAF_PT_character(_SidebarPanel, bpy.types.Panel):
         op.root_motion, op.shape_keys = settings.root_motion, settings.shape_keys
         op.camera, op.match_scene = settings.camera, settings.match_scene
         op.foot_lock, op.ground_plane = settings.foot_lock, settings.ground_plane
+
+
+class STAF_PT_retarget(_SidebarPanel, bpy.types.Panel):
+    """The character's motion onto the user's own armature: which character, which armature, the
+    mapping (automatic, a preset or a JSON file) and planted feet."""
+
+    bl_idname = "STAF_PT_retarget"
+    bl_label = "Retarget"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        settings = context.scene.staf
+        layout.prop(settings, "retarget_source")
+        layout.prop(settings, "retarget_target")
+        layout.prop(settings, "retarget_mapping")
+        if settings.retarget_mapping == 'FILE':
+            layout.prop(settings, "retarget_mapping_file", text="")
+        layout.prop(settings, "retarget_plant_feet")
+        layout.operator("staf.retarget", icon='ARMATURE_DATA')
 
 
 class STAF_PT_export(_SidebarPanel, bpy.types.Panel):

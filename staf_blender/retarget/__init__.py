@@ -9,7 +9,7 @@ the ground, which the target's own proportions would otherwise make slide.
 
 from __future__ import annotations
 
-from .mapping import auto_mapping, check_humanoid, load_mapping, parse_mapping
+from .mapping import auto_mapping, check_humanoid, choose_mapping, load_mapping, parse_mapping, preset_mapping
 from .plant import plant_feet
 from .presets import PRESETS, SMPL_AIM_CHILD
 from .skeleton import RestSkeleton, bone_matrix, swing_between, world_rotations
@@ -23,9 +23,11 @@ __all__ = [
     "auto_mapping",
     "bone_matrix",
     "check_humanoid",
+    "choose_mapping",
     "load_mapping",
     "parse_mapping",
     "plant_feet",
+    "preset_mapping",
     "retarget",
     "swing_between",
     "world_rotations",

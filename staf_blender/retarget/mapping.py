@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..errors import EXIT_BAD_INPUT, AddonError
-from .presets import PRESETS, SMPL_JOINT_NAMES
+from .presets import PRESETS, SMPL_JOINT_NAMES, preset
 
-__all__ = ["REQUIRED_JOINTS", "auto_mapping", "check_humanoid", "load_mapping", "name_mapping", "parse_mapping"]
+__all__ = ["REQUIRED_JOINTS", "auto_mapping", "check_humanoid", "choose_mapping", "load_mapping", "name_mapping",
+           "parse_mapping", "preset_mapping"]
 
 #: Joints a target must have mapped to be retargeted onto (a body with two arms and two legs).
 REQUIRED_JOINTS: tuple[str, ...] = (
@@ -111,6 +112,30 @@ def auto_mapping(bone_names: Iterable[str]) -> tuple[str, dict[str, str]]:
         if len(mapped) >= len(best) and len(mapped) > 0 and (best_name == "names" or len(mapped) > len(best)):
             best_name, best = name, mapped
     return best_name, best
+
+
+def preset_mapping(name: str, bone_names: Iterable[str]) -> dict[str, str]:
+    """The preset ``name`` restricted to the armature's bones (matched as :func:`auto_mapping` does)."""
+    by_key = {_key(bone): bone for bone in bone_names}
+    return {joint: by_key[_key(bone)] for joint, bone in preset(name).items() if _key(bone) in by_key}
+
+
+def choose_mapping(spec: str, bone_names: Iterable[str], armature: str = "the target") -> tuple[str, dict[str, str]]:
+    """(name, mapping) for a user's choice: "" or "auto" (:func:`auto_mapping`), a preset name, or a
+    path to a .json mapping; checked with :func:`check_humanoid`."""
+    bones = list(bone_names)
+    spec = spec.strip()
+    if spec in ("", "auto"):
+        name, mapping = auto_mapping(bones)
+    elif spec in PRESETS:
+        name, mapping = spec, preset_mapping(spec, bones)
+    elif spec.lower().endswith(".json"):
+        name, mapping = Path(spec).name, load_mapping(spec, bones)
+    else:
+        raise AddonError(f"mapping '{spec}': give auto, a preset ({', '.join(PRESETS)}) or a .json file",
+                         EXIT_BAD_INPUT)
+    check_humanoid(mapping, armature)
+    return name, mapping
 
 
 def _key(bone: str) -> str:

@@ -1,7 +1,8 @@
 """Planted feet on the target, in numpy: where the source's heel is on the ground, the target's
-ankle is held where it was when the contact began, by turning its thigh and shin (analytic two-bone
-IK in the leg's own bend plane); the foot keeps its orientation. After a contact the hold eases out
-over a few frames, so nothing pops.
+ankle moves exactly as the source's ankle does (scaled by the hip heights), so it holds still where
+the source's foot is locked. Its thigh and shin turn to put it there (analytic two-bone IK in the
+leg's own bend plane); the foot keeps its orientation. The correction eases in and out over a few
+frames around each contact, so nothing pops.
 
 Retargeting copies rotations, so a target whose proportions differ from the source's (longer legs,
 a wider pelvis) slides its feet even where the source's are still; this is what puts them back.
@@ -17,7 +18,7 @@ from .skeleton import RestSkeleton, swing_between
 
 __all__ = ["EASE_FRAMES", "ankle_goals", "plant_feet", "posed_heads"]
 
-#: Frames over which a held ankle is let go after a contact ends.
+#: Frames over which the correction eases in before a contact and out after it.
 EASE_FRAMES = 4
 _REACH = 1.0 - 1e-6  # a fully straight leg has no bend plane: stop just short of it
 
@@ -43,14 +44,22 @@ def posed_heads(target: RestSkeleton, wanted: Mapping[int, np.ndarray], root: in
     return out
 
 
-def ankle_goals(free: np.ndarray, planted: np.ndarray, ease: int = EASE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
-    """Where the ankle should be per frame: (goal (F, 3), weight (F,) in [0, 1]); ``free`` (F, 3) is
-    the ankle without planting and ``planted`` (F,) whether the foot is on the ground. A contact
-    holds the ankle at its first frame's spot; the hold fades over ``ease`` frames after it."""
+def ankle_goals(free: np.ndarray, planted: np.ndarray, follow: np.ndarray | None = None,
+                ease: int = EASE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """Where the ankle should be per frame: (goal (F, 3), weight (F,) in [0, 1]).
+
+    ``free`` (F, 3) is the ankle without planting, ``planted`` (F,) whether the foot is on the
+    ground, ``follow`` (F, 3) the source's ankle in the target's space and scale (None: still).
+    Over a contact the ankle keeps one offset from ``follow``, the median of its free offsets: it
+    moves exactly as the source's does, so where the source's foot is locked it holds still, and
+    where the source's heel is still settling it settles the same way. The correction fades in
+    over ``ease`` frames before a contact and out over ``ease`` frames after it."""
     frames = free.shape[0]
     planted = np.asarray(planted, bool)
-    goal = free.copy()
+    follow = np.zeros_like(free) if follow is None else np.asarray(follow, np.float64)
+    offset = free - follow
     weight = np.zeros(frames)
+    wanted = offset.copy()
     f = 0
     while f < frames:
         if not planted[f]:
@@ -59,25 +68,21 @@ def ankle_goals(free: np.ndarray, planted: np.ndarray, ease: int = EASE_FRAMES) 
         start = f
         while f < frames and planted[f]:
             f += 1
-        lock = free[start].copy()
-        goal[start:f] = lock
-        weight[start:f] = 1.0
-        for step in range(1, ease + 1):
-            g = f - 1 + step
-            if g >= frames or planted[g]:
-                break
-            w = 1.0 - step / (ease + 1)
-            goal[g] = free[g] + w * (lock - free[g])
-            weight[g] = w
-    return goal, weight
+        held = np.median(offset[start:f], axis=0)
+        for g in range(max(0, start - ease), min(frames, f + ease)):
+            w = 1.0 - max(start - g, g - f + 1, 0) / (ease + 1)
+            if w > weight[g] and (start <= g < f or not planted[g]):
+                weight[g], wanted[g] = w, held
+    return free + weight[:, None] * (wanted - offset), weight
 
 
 def plant_feet(target: RestSkeleton, legs: Mapping[str, tuple[str, str, str]], wanted: dict[int, np.ndarray],
                root: int, offset: np.ndarray, planted: Mapping[str, np.ndarray], forward: np.ndarray,
-               ease: int = EASE_FRAMES) -> dict[str, float]:
+               follow: Mapping[str, np.ndarray] | None = None, ease: int = EASE_FRAMES) -> dict[str, float]:
     """Turn each planted leg's thigh and shin in ``wanted`` (armature-space orientations per frame,
     changed in place) so its ankle stays put; ``legs`` {side: (thigh, shin, foot) target bones},
-    ``planted`` {side: (F,) bool}, ``forward`` the way the knees bend where a leg is straight.
+    ``planted`` {side: (F,) bool}, ``forward`` the way the knees bend where a leg is straight,
+    ``follow`` {side: (F, 3)} the source's ankle in the target's space (:func:`ankle_goals`).
     Returns per side the largest distance (target units) the ankle was moved."""
     heads = posed_heads(target, wanted, root, offset)
     moved: dict[str, float] = {}
@@ -87,7 +92,7 @@ def plant_feet(target: RestSkeleton, legs: Mapping[str, tuple[str, str, str]], w
         h, k, a = (target.index(bone) for bone in (thigh, shin, foot))
         if h not in wanted or k not in wanted:
             continue
-        goal, weight = ankle_goals(heads[:, a], planted[side], ease)
+        goal, weight = ankle_goals(heads[:, a], planted[side], (follow or {}).get(side), ease)
         sel = np.nonzero(weight > 0)[0]
         if sel.size == 0:
             moved[side] = 0.0

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import EXIT_BAD_INPUT, AddonError
 from ..rotations import continuous_quaternions, matrix_to_quaternion, quaternion_to_matrix
-from .plant import plant_feet
+from .plant import plant_feet, posed_heads
 from .presets import SMPL_AIM_CHILD, SMPL_JOINT_NAMES, SMPL_PARENTS
 from .skeleton import RestSkeleton, swing_between
 
@@ -141,7 +141,8 @@ def retarget(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, s
         legs = {side: tuple(mapping[f"{side}_{part}"] for part in ("hip", "knee", "ankle"))
                 for side in ("left", "right") if all(f"{side}_{part}" in mapping for part in ("hip", "knee", "ankle"))}
         flags = {side: _flags(planted[side], frames, side) for side in planted if side in legs}
-        plant_feet(target, legs, wanted, root, offset, flags, align @ np.array([0.0, -1.0, 0.0]))
+        follow = _source_ankles(source, pose, source_root, align, scale, frames)
+        plant_feet(target, legs, wanted, root, offset, flags, align @ np.array([0.0, -1.0, 0.0]), follow)
     rest = target.matrices
     posed: dict[int, np.ndarray] = {}
     local: dict[int, np.ndarray] = {}
@@ -186,6 +187,15 @@ def _root_offset(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[st
     if root.shape != (frames, 3):
         raise AddonError(f"source root: expected ({frames}, 3), got {root.shape}", EXIT_BAD_INPUT)
     return mapping["pelvis"], scale * (root - source.heads[s]) @ align.T, scale
+
+
+def _source_ankles(source: RestSkeleton, pose: np.ndarray, source_root: np.ndarray | None, align: np.ndarray,
+                   scale: float, frames: int) -> dict[str, np.ndarray]:
+    """The source's ankles per frame in the target's space and scale: {side: (F, 3)}."""
+    pelvis = source.index("pelvis")
+    shift = np.zeros((frames, 3)) if source_root is None else np.asarray(source_root, np.float64) - source.heads[pelvis]
+    heads = posed_heads(source, {i: pose[:, i] for i in range(len(source.names))}, pelvis, shift)
+    return {side: scale * heads[:, source.index(f"{side}_ankle")] @ align.T for side in ("left", "right")}
 
 
 def _flags(values: np.ndarray, frames: int, side: str) -> np.ndarray:

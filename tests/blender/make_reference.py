@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIPS", "main", "smpl_reference", "world_reference", "write_bundle"]
+__all__ = ["CLIPS", "gait_motion", "main", "smpl_reference", "world_reference", "write_bundle"]
 
 #: name -> synthetic_motion options (None: multi_person.trio_motion), and the clip frames sampled.
 CLIPS = {
@@ -79,6 +79,21 @@ def world_reference(smpl, motion, person, frames) -> dict[str, np.ndarray]:
             "world_joints": np.einsum("sab,sjb->sja", rot, out.joints.numpy().astype(np.float64)) + shift}
 
 
+def gait_motion(seconds: float = 3.0):
+    """A walk with a turn, spoiled by STAF-like noise and put through the engine's clean-up (its
+    contacts, ground plane and foot lock): a source whose planted feet are really planted."""
+    from core.cleanup.evaluate import walk_motion
+    from core.cleanup.stage import clean_up
+    from core.cleanup.synthetic import add_staf_noise, make_walk
+
+    walk = make_walk(seconds=seconds, turn_deg=60.0, seed=2)
+    pose, translation = add_staf_noise(walk.pose, walk.translation, walk.rest_joints, walk.fps, seed=2)
+    cleaned, report = clean_up(walk_motion(walk, pose, translation), None)
+    if not report.ground or not report.locked_people:
+        raise RuntimeError(f"the clean-up found no world frame for the gait clip: {report}")
+    return cleaned
+
+
 def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
     """Write every motion file and reference array into ``folder`` (stand-in SMPL, seeded)."""
     from multi_person import trio_motion
@@ -105,6 +120,7 @@ def write_bundle(folder: Path, *, bench_frames: int = 0) -> Path:
                 for key, value in world_reference(smpl, motion, person, present).items():
                     arrays[f"p{person.person_id}_{key}"] = value
         np.savez(folder / f"reference_{name}.npz", **arrays)
+    write_motion(folder / "gait.npz", gait_motion())
     if bench_frames:
         write_motion(folder / "bench.npz", synthetic_motion(smpl, n_frames=bench_frames))
     return folder
