@@ -4,6 +4,7 @@
     python scripts/batch.py VIDEO --fbx OUT.fbx ...              (where the bpy module is installed)
     python scripts/batch.py --motion FILE.npz --fbx OUT.fbx ...  (an existing motion file, no engine)
     python scripts/batch.py VIDEO --bvh OUT.bvh --gltf OUT.glb   (BVH: one skeleton per file; glTF: .glb or .gltf)
+    python scripts/batch.py VIDEO --retarget HERO.fbx --fbx OUT.fbx [--mapping mixamo|FILE.json]  (your character)
 
 Every person of the clip (``--person``/``--max-people`` choose whom the engine reconstructs,
 ``--people`` whom to import) becomes a character; the FBX holds them all, or with ``--split`` one
@@ -27,10 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .batch_outputs import check_outputs_absent
+from .batch_retarget import RetargetOptions, add_retarget_args, retarget_options
 from .engine import DEVICE_CHOICES, PRECISION_CHOICES, EngineOptions, resolve_interpreter
 from .errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OUTPUT, EXIT_USAGE, AddonError
 from .fbx_presets import PRESET_NAMES
-from .files import check_all_writable, check_writable, existing_split_files, publish, split_targets, temp_beside
+from .files import check_writable, publish
 from .people import parse_people
 from .plan import ROOT_MOTION_CHOICES, ImportOptions
 from .progress import Progress
@@ -100,6 +103,7 @@ def build_parser(prog: str = "scripts/batch.py") -> argparse.ArgumentParser:
     g.add_argument("--precision", default="", choices=("", *PRECISION_CHOICES),
                    help="fp32, fp16 (CUDA) or bf16; default: the engine's auto")
     g.add_argument("--keep-motion", type=Path, help="also keep the motion file here (a folder for a folder input)")
+    add_retarget_args(p)
     return p
 
 
@@ -129,6 +133,7 @@ class BatchPlan:
     folder_outputs: tuple[Path, ...] = field(default_factory=tuple)
     split: bool = False
     max_influences: int | None = None  # None: the preset's
+    retarget: RetargetOptions | None = None  # onto the user's character
 
 
 def _people_arg(text: str) -> tuple[int, ...] | None:
@@ -184,6 +189,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     suffixes = {"fbx": ".fbx", "blend": ".blend", "keep_motion": ".npz", "bvh": ".bvh", "gltf": ".glb"}
     if args.keep_motion is not None and not is_video:
         raise AddonError("--keep-motion only applies to a video input", EXIT_USAGE)
+    retarget = retarget_options(args)
 
     if source.is_dir():
         if args.name:
@@ -199,7 +205,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
             targets = {k: None if v is None else v / f"{clip.stem}{suffixes[k]}" for k, v in outputs.items()}
             for key, target in targets.items():
                 if target is not None and not args.overwrite:
-                    _check_outputs_absent(key, target, args, is_video)
+                    check_outputs_absent(key, target, args, is_video)
             jobs.append(BatchJob(clip, is_video, targets["fbx"], targets["blend"], targets["keep_motion"],
                                  targets["bvh"], targets["gltf"]))
         folders = tuple(p for p in outputs.values() if p is not None)
@@ -212,49 +218,12 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
                 if key == "gltf" and target.suffix.lower() == ".gltf":
                     check_writable(target.with_suffix(".bin"), suffix=".bin")
                 if not args.overwrite:
-                    _check_outputs_absent(key, target, args, is_video)
+                    check_outputs_absent(key, target, args, is_video)
         jobs = [BatchJob(source, is_video, outputs["fbx"], outputs["blend"], outputs["keep_motion"], outputs["bvh"],
                          outputs["gltf"])]
         folders = ()
     return BatchPlan(tuple(jobs), options, engine, args.preset, args.overwrite, args.python, folders, args.split,
-                     args.max_influences)
-
-
-def _people_written(args: argparse.Namespace, is_video: bool) -> tuple[int, ...] | None:
-    """The person ids a clip's characters will have, where the arguments say (None: not known yet)."""
-    if args.people is not None:
-        return args.people
-    return args.person if is_video else None
-
-
-def _check_outputs_absent(key: str, target: Path, args: argparse.Namespace, is_video: bool) -> None:
-    """Refuse (before any work) existing files output ``key`` may write: ``target``, the per-person
-    files of --split and of a BVH for several people, a .gltf's .bin."""
-    people = _people_written(args, is_video)
-    splittable = key in ("fbx", "bvh", "gltf")
-    several = key == "bvh" and (people is None or len(people) > 1)
-    whole = not (splittable and args.split) and not (key == "bvh" and people is not None and len(people) > 1)
-    paths = [target] + ([target.with_suffix(".bin")] if key == "gltf" and target.suffix.lower() == ".gltf" else [])
-    for path in paths:
-        if whole:
-            _check_absent(path, split=False, people=people)
-        if splittable and (args.split or several):
-            _check_absent(path, split=True, people=people)
-
-
-def _check_absent(target: Path, *, split: bool, people: tuple[int, ...] | None) -> None:
-    """Refuse (before any work) an output that exists; with ``split``, the per-person files
-    ``OUT_p<ID>.fbx``: those of ``people``, or any such file when the ids are not known yet."""
-    if not split:
-        found = [target] if target.exists() else []
-    elif people is not None:
-        found = [p for p in split_targets(target, people).values() if p.exists()]
-    else:
-        found = existing_split_files(target)
-    if found:
-        names = ", ".join(str(p) for p in found[:3]) + (" ..." if len(found) > 3 else "")
-        raise AddonError(f"{names} {'exists' if len(found) == 1 else 'exist'}: pass --overwrite to replace "
-                         f"{'it' if len(found) == 1 else 'them'}", EXIT_OUTPUT)
+                     args.max_influences, retarget)
 
 
 def interpreter_candidates() -> list[str]:
@@ -309,8 +278,8 @@ def _reconstruct(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str
 def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], None]) -> str:
     import bpy
 
-    from .fbx_export import write_fbx_file
-    from .rig import RIG_PROPERTY, import_motion_file
+    from .batch_outputs import stage_outputs
+    from .rig import import_motion_file
 
     run = _reconstruct(job, plan, python, out) if job.is_video else None
     staged: list[tuple[Path, Path]] = []  # (temporary file, target)
@@ -325,32 +294,11 @@ def _process(job: BatchJob, plan: BatchPlan, python: str, out: Callable[[str], N
             out(f"note   {job.source.name}: {note}")
         out(f"root   {job.source.name}: root motion {result.root_motion}"
             + (f"; {result.world}" if result.world else ""))
-        for target in (job.fbx, job.blend, job.bvh, job.gltf):
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-        if job.fbx is not None:
-            rigs = list(result.armatures)
-            if plan.split:
-                targets = split_targets(job.fbx, [int(rig[RIG_PROPERTY]) for rig in rigs])
-                check_all_writable(targets.values(), suffix=".fbx", overwrite=plan.overwrite)
-                groups = [([rig], targets[int(rig[RIG_PROPERTY])]) for rig in rigs]
-            else:
-                groups = [(rigs, job.fbx)]
-            for group, target in groups:
-                staged.append((temp_beside(target), target))
-                write_fbx_file(bpy.context, group, staged[-1][0], plan.preset, max_influences=plan.max_influences,
-                               report=lambda change: out(f"fbx    {job.source.name}: {change}"))
-        if job.bvh is not None:
-            from .bvh_export import stage_bvh
-            stage_bvh(bpy.context, list(result.armatures), job.bvh, staged, split=plan.split, overwrite=plan.overwrite)
-        if job.gltf is not None:
-            from .gltf_export import stage_gltf
-            stage_gltf(bpy.context, list(result.armatures), job.gltf, staged, split=plan.split,
-                       overwrite=plan.overwrite)
-        if job.blend is not None:
-            tmp = temp_beside(job.blend, create=False)
-            staged.append((tmp, job.blend))
-            bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True, check_existing=False, compress=False)
+        rigs = list(result.armatures)
+        if plan.retarget is not None:
+            from .batch_retarget import retarget_characters
+            rigs = retarget_characters(bpy.context, rigs, plan.retarget, out=lambda line: out(f"retgt  {line}"))
+        stage_outputs(bpy.context, job, plan, rigs, staged, out)
         kept = None
         if run is not None and job.keep_motion is not None:
             job.keep_motion.parent.mkdir(parents=True, exist_ok=True)

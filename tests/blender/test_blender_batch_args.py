@@ -97,3 +97,31 @@ def test_fbx_presets_set_the_same_options_explicitly():
     assert get_preset("unreal").data_scale == 100.0 and get_preset("unreal").root_bone == "root"
     with pytest.raises(ValueError, match="unknown FBX preset"):
         get_preset("godot")
+
+
+def test_retarget_options_are_checked_before_any_work(tmp_path):
+    motion = tmp_path / "walk.npz"
+    motion.write_bytes(b"x")
+    hero = tmp_path / "hero.fbx"
+    hero.write_bytes(b"x")
+    mapping = tmp_path / "map.json"
+    mapping.write_text("{}")
+    out = tmp_path / "out.fbx"
+    assert plan("--motion", motion, "--fbx", out).retarget is None
+    r = plan("--motion", motion, "--fbx", out, "--retarget", hero).retarget
+    assert r.target == hero and r.mapping == "auto" and r.plant_feet
+    r = plan("--motion", motion, "--fbx", out, "--retarget", hero, "--mapping", mapping, "--no-plant-feet").retarget
+    assert r.mapping == str(mapping) and not r.plant_feet
+    assert plan("--motion", motion, "--fbx", out, "--retarget", hero, "--mapping", "ue5").retarget.mapping == "ue5"
+    cases = [
+        (["--mapping", "mixamo"], "--mapping and --no-plant-feet need --retarget", 2),
+        (["--retarget", tmp_path / "hero.obj"], "give the character as .fbx or .blend", 2),
+        (["--retarget", tmp_path / "gone.blend"], "gone.blend: no such file", 5),
+        (["--retarget", hero, "--mapping", "maya"], "--mapping 'maya': give auto, one of mixamo", 2),
+        (["--retarget", hero, "--mapping", tmp_path / "gone.json"], "gone.json: no such file", 5),
+    ]
+    for extra, message, code in cases:
+        with pytest.raises(AddonError, match=message) as excinfo:
+            plan("--motion", motion, "--fbx", out, *extra)
+        assert excinfo.value.exit_code == code and "\n" not in str(excinfo.value)
+    assert not out.exists()
