@@ -292,8 +292,8 @@ class InstallJob:
             if previous is not None:
                 shutil.rmtree(previous, ignore_errors=True)
             self._report(1.0, "done")
-            self._result = InstallResult(True, False, f"Engine installed ({self.torch_build} torch) with "
-                                         f"{python}; {summary}", python)
+            build = {"cpu": "CPU torch", "cuda": "CUDA torch"}.get(self.torch_build, "torch as pip chose")
+            self._result = InstallResult(True, False, f"Engine installed ({build}) with {python}; {summary}", python)
         except _Stop as stop:
             cancelled = stop.code == EXIT_CANCELLED
             self._result = InstallResult(False, cancelled, "cancelled; " + keep if cancelled else f"{stop}; {keep}")

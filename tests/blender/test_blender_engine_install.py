@@ -172,7 +172,7 @@ def test_install_then_reinstall_swaps_and_removes_the_old_engine(tmp_path: Path,
     log = tmp_path / "calls.jsonl"
     first = _install(root, fake_python, FAKE_LOG=str(log))
     assert first.ok, first.message
-    assert "Engine installed (cpu torch)" in first.message and "1 required file(s)" in first.message
+    assert "Engine installed (CPU torch)" in first.message and "1 required file(s)" in first.message
     assert managed_python(root) == first.python and Path(first.python).is_file()
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     pip = next(c for c in calls if c[:3] == ["-m", "pip", "install"])
