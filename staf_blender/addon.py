@@ -5,6 +5,12 @@ from __future__ import annotations
 import bpy
 from bpy.props import PointerProperty
 
+from .install_operators import (
+    STAF_OT_add_asset_files,
+    STAF_OT_cancel_install,
+    STAF_OT_install_engine,
+    STAF_OT_refresh_assets,
+)
 from .operators import (
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,
@@ -44,6 +50,10 @@ classes = (
     STAF_OT_reconstruct_video,
     STAF_OT_cancel_reconstruct,
     STAF_OT_check_engine,
+    STAF_OT_install_engine,
+    STAF_OT_cancel_install,
+    STAF_OT_refresh_assets,
+    STAF_OT_add_asset_files,
     STAF_OT_retarget,
     STAF_PT_reconstruct,
     STAF_PT_people,
