@@ -24,7 +24,7 @@ PYPI_PACKAGE = "staf-mocap"
 TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://download.pytorch.org/whl/cu128"}
 _OFFLINE = re.compile(r"NewConnectionError|Network is unreachable|Temporary failure in name resolution|"
                       r"Failed to establish a new connection|No route to host|Name or service not known|"
-                      r"getaddrinfo failed|from versions: none")
+                      r"getaddrinfo failed")
 
 
 def package_spec(package: str) -> str:
