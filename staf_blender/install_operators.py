@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class SetupState:
     assets: list[dict] = field(default_factory=list)
     assets_folder: str = ""
     assets_message: str = ""
+    lines: list[tuple[str, str]] = field(default_factory=list)  # the last asset operation's report
     cancel_requested: bool = False
 
 
@@ -219,6 +220,7 @@ class _Engine:
 
     python: str
     assets: str
+    source: str = ""  # Add Downloaded Files: the folder or .zip
 
     @classmethod
     def from_context(cls, context: Any) -> _Engine:
@@ -262,13 +264,11 @@ class _Engine:
 
 
 class _Background:
-    """An operator whose work runs in a thread (``work(context)`` returns report lines as
-    (level, text) pairs); modal while it runs, blocking in background mode."""
+    """An operator whose work (``work(engine)``, returning report lines as (level, text) pairs)
+    runs in a thread while Blender stays responsive; the lines then show in the preferences
+    (:data:`STATE`). In background mode (scripts, tests) it blocks and reports them itself."""
 
     busy_text = "working"
-    _thread: threading.Thread | None = None
-    _timer: Any = None
-    _lines: list[tuple[str, str]]
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -278,39 +278,19 @@ class _Background:
         """What the work needs from bpy, read on the main thread (raises AddonError)."""
         return _Engine.from_context(context)
 
-    def work(self, engine: _Engine) -> list[tuple[str, str]]:
+    @staticmethod
+    def work(engine: _Engine) -> list[tuple[str, str]]:
+        """The work itself, on plain values only (the operator may be gone when a thread runs it)."""
         raise NotImplementedError
 
-    def _run(self, engine: _Engine) -> None:
+    @classmethod
+    def _lines(cls, engine: _Engine) -> list[tuple[str, str]]:
         try:
-            self._lines = self.work(engine)
+            return cls.work(engine)
         except AddonError as err:
-            self._lines = [('ERROR', str(err))]
+            return [('ERROR', str(err))]
         except Exception as err:  # the thread must end with a line, never silently
-            self._lines = [('ERROR', f"{self.bl_label} failed ({type(err).__name__}: {err})")]
-
-    def invoke(self, context: Any, event: Any) -> set[str]:
-        return self._begin(context)
-
-    def _begin(self, context: Any) -> set[str]:
-        try:
-            engine = self.prepare(context)
-        except AddonError as err:
-            self.report({'ERROR'}, str(err))
-            return {'CANCELLED'}
-        STATE.busy, self._lines = self.busy_text, []
-        self._thread = threading.Thread(target=self._run, args=(engine,), daemon=True)
-        self._thread.start()
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.25, window=context.window)
-        wm.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
-
-    def modal(self, context: Any, event: Any) -> set[str]:
-        if event.type != 'TIMER' or (self._thread is not None and self._thread.is_alive()):
-            return {'PASS_THROUGH'}
-        context.window_manager.event_timer_remove(self._timer)
-        return self._end(context)
+            return [('ERROR', f"{cls.bl_label} failed ({type(err).__name__}: {err})")]
 
     def execute(self, context: Any) -> set[str]:
         try:
@@ -318,16 +298,29 @@ class _Background:
         except AddonError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
-        STATE.busy, self._lines = self.busy_text, []
-        self._run(engine)
-        return self._end(context)
+        STATE.busy, STATE.lines = self.busy_text, []
+        if bpy.app.background:
+            lines = self._lines(engine)
+            STATE.busy, STATE.lines = "", lines
+            for level, text in lines:
+                self.report({level}, text)
+            return {'CANCELLED'} if any(level == 'ERROR' for level, _ in lines) else {'FINISHED'}
+        done: list[list[tuple[str, str]]] = []
+        cls, label = type(self), self.bl_label
+        thread = threading.Thread(target=lambda: done.append(cls._lines(engine)), daemon=True)
 
-    def _end(self, context: Any) -> set[str]:
-        STATE.busy = ""
-        _redraw(context)
-        for level, text in self._lines:
-            self.report({level}, text)
-        return {'CANCELLED'} if any(level == 'ERROR' for level, _ in self._lines) else {'FINISHED'}
+        def watch() -> float | None:
+            if thread.is_alive():
+                return 0.25
+            STATE.busy, STATE.lines = "", done[0] if done else [('ERROR', f"{label} stopped")]
+            _redraw(bpy.context)
+            return None
+
+        thread.start()
+        bpy.app.timers.register(watch, first_interval=0.25)
+        self.report({'INFO'}, f"{self.busy_text[0].upper()}{self.busy_text[1:]}: the result shows in the "
+                              "add-on's preferences")
+        return {'FINISHED'}
 
 
 class STAF_OT_refresh_assets(_Background, bpy.types.Operator):
@@ -338,7 +331,8 @@ class STAF_OT_refresh_assets(_Background, bpy.types.Operator):
     bl_options = {'REGISTER'}
     busy_text = "checking the asset files"
 
-    def work(self, engine: _Engine) -> list[tuple[str, str]]:
+    @staticmethod
+    def work(engine: _Engine) -> list[tuple[str, str]]:
         engine.store_doctor()
         level = 'INFO' if STATE.assets and STATE.assets_message.startswith("Ready") else 'WARNING'
         return [(level if STATE.assets else 'ERROR', STATE.assets_message)]
@@ -360,14 +354,6 @@ class STAF_OT_add_asset_files(_Background, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {'RUNNING_MODAL'}
 
-    def modal(self, context: Any, event: Any) -> set[str]:
-        return super().modal(context, event)
-
-    def execute(self, context: Any) -> set[str]:
-        if bpy.app.background:
-            return super().execute(context)
-        return self._begin(context)  # from the file browser: the copy may take a while
-
     def source(self) -> str:
         """The chosen .zip, or the folder when no file was picked."""
         chosen = bpy.path.abspath(self.filepath) if self.filepath else ""
@@ -376,13 +362,14 @@ class STAF_OT_add_asset_files(_Background, bpy.types.Operator):
         return bpy.path.abspath(self.directory) if self.directory else chosen
 
     def prepare(self, context: Any) -> _Engine:
-        self._source = self.source()
-        if not self._source:
+        source = self.source()
+        if not source:
             raise AddonError("choose the downloaded folder or .zip")
-        return super().prepare(context)
+        return replace(super().prepare(context), source=source)
 
-    def work(self, engine: _Engine) -> list[tuple[str, str]]:
-        report, failure = engine.run("assets", "add", self._source)
+    @staticmethod
+    def work(engine: _Engine) -> list[tuple[str, str]]:
+        report, failure = engine.run("assets", "add", engine.source)
         lines: list[tuple[str, str]] = []
         for entry in (report or {}).get("files", []):
             if entry.get("state") in ("valid", "invalid", "unsafe"):

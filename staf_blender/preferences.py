@@ -70,6 +70,8 @@ class STAF_AddonPreferences(bpy.types.AddonPreferences):
         row.operator("staf.add_asset_files", icon='ADD')
         if STATE.busy:
             box.label(text=STATE.busy + "...", icon='SORTTIME')
+        for level, text in STATE.lines[-12:]:
+            box.label(text=text, icon={'ERROR': 'CANCEL', 'WARNING': 'ERROR'}.get(level, 'INFO'))
         if not STATE.assets:
             box.label(text=STATE.assets_message or "Not checked yet: press Check Assets")
             return

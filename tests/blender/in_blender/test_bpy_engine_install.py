@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from test_bpy_extension import build_zip
@@ -93,3 +94,55 @@ def test_install_engine_from_the_extension_and_reconstruct(tmp_path: Path) -> No
     check = _run([str(MAIN_PYTHON), "-m", "core.motion_format", str(motion)], cwd=tmp_path)
     assert check.returncode == 0
     print(f"install {found['engine_s']} s, reconstruct {FRAMES} frames {found['reconstruct_s']} s")
+
+
+class _Layout:
+    """Records what a draw function asks for (labels, operators, progress bars)."""
+
+    def __init__(self, drawn: list[str]) -> None:
+        self.drawn = drawn
+
+    def _child(self, *args, **kwargs) -> _Layout:
+        return _Layout(self.drawn)
+
+    row = column = box = _child
+
+    def label(self, text: str = "", icon: str = "NONE") -> None:
+        self.drawn.append(f"label {icon} {text}")
+
+    def operator(self, idname: str, **kwargs) -> None:
+        self.drawn.append(f"operator {idname}")
+
+    def prop(self, data, name: str, **kwargs) -> None:
+        self.drawn.append(f"prop {name}")
+
+    def progress(self, factor: float = 0.0, type: str = "BAR", text: str = "") -> None:
+        self.drawn.append(f"progress {factor:.2f} {text}")
+
+
+def test_preferences_draw_the_install_and_each_verdict(addon, monkeypatch) -> None:
+    import bpy
+
+    from staf_blender import install_operators
+    from staf_blender.preferences import STAF_AddonPreferences
+
+    state = install_operators.SetupState(assets=[
+        {"name": "base_model.pt", "state": "found", "required": True, "detail": "ResNet-50", "source": "STAF"},
+        {"name": "SMPL_NEUTRAL.pkl", "state": "invalid", "required": True, "detail": "not an SMPL model",
+         "source": "the SMPL website"},
+        {"name": "SMPL_MALE.pkl", "state": "missing", "required": False, "detail": "", "source": "SMPL"},
+    ], assets_message="Not ready: 1 file missing or invalid", assets_folder="/assets",
+        lines=[('WARNING', "SMPL_NEUTRAL.pkl: invalid")])
+    monkeypatch.setattr(install_operators, "STATE", state)
+    drawn: list[str] = []
+    STAF_AddonPreferences.draw(SimpleNamespace(layout=_Layout(drawn)), bpy.context)
+    assert "operator staf.install_engine" in drawn and "operator staf.add_asset_files" in drawn
+    assert "label CHECKMARK base_model.pt: found" in drawn and "label CANCEL SMPL_NEUTRAL.pkl: invalid" in drawn
+    assert "label DOT SMPL_MALE.pkl: missing (optional)" in drawn
+    assert "label NONE     get it from the SMPL website" in drawn and "label ERROR SMPL_NEUTRAL.pkl: invalid" in drawn
+    state.job = SimpleNamespace()  # an install running
+    state.progress, state.text = 0.42, "downloading torch"
+    drawn.clear()
+    STAF_AddonPreferences.draw(SimpleNamespace(layout=_Layout(drawn)), bpy.context)
+    assert "progress 0.42 downloading torch" in drawn and "operator staf.cancel_install" in drawn
+    assert "operator staf.install_engine" not in drawn
