@@ -176,7 +176,7 @@ def _folder_candidates(source: Path, skipped: list[FileVerdict]) -> list[_Candid
     """The regular files under ``source`` named like assets (links followed for reading only)."""
     found, seen = [], 0
     for root, dirs, files in os.walk(source):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".staf-add-"))  # an import's staging folder
         seen += len(files) + len(dirs)
         if seen > _MAX_FOLDER_ENTRIES:
             raise BadInput(f"{source} holds more than {_MAX_FOLDER_ENTRIES} files and folders: choose the folder "
