@@ -12,6 +12,7 @@ The maths is :mod:`staf_blender.retarget` (no bpy); this module reads armatures 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +23,17 @@ from mathutils import Quaternion
 from .compat import action_fcurves, new_object_action
 from .errors import EXIT_BAD_INPUT, AddonError
 from .keys import KeyWriter
-from .retarget import RestSkeleton, choose_mapping, retarget, world_rotations
-from .retarget.presets import SMPL_JOINT_NAMES
+from .retarget import (
+    SMPL_AIM_CHILD,
+    RestSkeleton,
+    choose_mapping,
+    preset_mapping,
+    retarget,
+    swing_between,
+    world_rotations,
+)
+from .retarget.presets import CORRECTORS, ROOT_BONES, SMPL_JOINT_NAMES
+from .retarget.solve import target_orientations
 from .rig import RIG_PROPERTY, is_staf_rig, remove_datablocks
 from .rotations import nearest_rotation
 
@@ -69,7 +79,7 @@ class RetargetReport:
         if self.kept_action:
             text += f"; its previous action '{self.kept_action}' is kept"
         if self.switched_to_fk:
-            text += f"; {self.switched_to_fk} limbs switched to FK"
+            text += f"; {self.switched_to_fk} IK/FK and follow switches set to FK"
         return text
 
 
@@ -201,48 +211,120 @@ def _between(target: RestSkeleton, bones: tuple[str, ...]) -> list[str]:
 
 
 def _switch_to_fk(target: Any) -> int:
-    """Set Rigify's IK/FK switches to FK (the FK controls are what gets keyed); returns how many."""
+    """Set a Rigify rig's IK/FK switches to FK (the FK controls are what gets keyed) and its head and
+    neck to follow the neck and chest (so the controls form one FK chain); returns the switches changed."""
     count = 0
     for pose_bone in target.pose.bones:
-        if "IK_FK" in pose_bone.keys() and pose_bone["IK_FK"] != 1.0:
-            pose_bone["IK_FK"] = 1.0
-            count += 1
+        for prop in ("IK_FK", "head_follow", "neck_follow"):
+            if prop in pose_bone.keys() and pose_bone[prop] != 1.0:
+                pose_bone[prop] = 1.0
+                count += 1
     return count
+
+
+def _bake(keys: KeyWriter, target: Any, result: Any, rest: list[str], frames: int,
+          curves: dict[tuple[str, int], Any]) -> None:
+    """Key ``result`` (and ``rest`` at rest) onto the action behind ``keys``; the first call makes
+    the curves (kept in ``curves``), later calls rewrite their values."""
+    channels = [(bone, *_in_mode(target.pose.bones[bone], result.rotations[:, i]))
+                for i, bone in enumerate(result.bones)]
+    identity = np.tile([1.0, 0.0, 0.0, 0.0], (frames, 1))
+    channels += [(bone, *_in_mode(target.pose.bones[bone], identity)) for bone in rest if bone not in result.bones]
+    if result.root_bone:
+        channels.append((result.root_bone, "location", result.root_location))
+    for bone, prop, values in channels:
+        for k in range(values.shape[1]):
+            path = _pose_path(bone, prop)
+            if (path, k) in curves:
+                keys.rewrite(curves[path, k], values[:, k])
+            else:
+                curves[path, k] = keys.curve(path, k, bone, values[:, k])
+
+
+def _evaluated(context: Any, target: Any, bones: list[str], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Armature-space orientations (F, n, 3, 3) and heads (F, n, 3) of ``bones`` as Blender
+    evaluates them (constraints included) at ``frames``."""
+    scene = context.scene
+    current = scene.frame_current
+    turns = np.empty((len(frames), len(bones), 3, 3))
+    heads = np.empty((len(frames), len(bones), 3))
+    pose = [target.pose.bones[name] for name in bones]
+    try:
+        for f, frame in enumerate(frames):
+            scene.frame_set(int(frame))
+            matrices = np.array([p.matrix for p in pose])
+            turns[f], heads[f] = matrices[:, :3, :3], matrices[:, :3, 3]
+    finally:
+        scene.frame_set(current)
+    return nearest_rotation(turns), heads
+
+
+def _aims(skeleton: RestSkeleton, deform: dict[str, str], truth: dict[str, np.ndarray]
+          ) -> list[tuple[str, str | None, np.ndarray]]:
+    """Per mapped joint: (deform bone, the deform bone its limb aims at or None, the limb's wanted
+    armature-space direction per frame (F, 3): toward that bone's head, else along the bone)."""
+    out = []
+    for joint, bone in deform.items():
+        child = SMPL_AIM_CHILD.get(joint)
+        aim = deform.get(child) if child else None
+        i = skeleton.index(bone)
+        if aim is not None:
+            rest = skeleton.matrices[i].T @ (skeleton.heads[skeleton.index(aim)] - skeleton.heads[i])
+        else:
+            rest = np.array([0.0, 1.0, 0.0])
+        out.append((bone, aim, truth[bone] @ rest))
+    return out
+
+
+#: Control presets whose rigs move their deforming bones through constraints: the deform preset
+#: they must move, matched by evaluating the rig and correcting the controls' keys.
+MEASURED = {"rigify_fk": "rigify"}
+_ROUNDS = 8  # correction rounds at most
+_TOLERANCE_DEG = 0.5
 
 
 def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "auto", *,
                       plant_feet: bool = True, action_name: str = "") -> RetargetReport:
     """Retarget STAF character ``source`` onto armature ``target`` with ``mapping`` ("auto", a preset
     name or a .json path); with ``plant_feet`` the target's ankles hold still where the source's
-    heels are on the ground. Raises AddonError (one line) with nothing changed on bad input."""
+    heels are on the ground. Raises AddonError (one line) with nothing changed on bad input.
+
+    For a rig driven through constraints (Rigify's FK controls, :data:`MEASURED`) the deforming
+    bones are what must follow the person: the controls are keyed, the rig evaluated, and the
+    controls' keys corrected until the deforming bones are within half a degree (a few rounds)."""
     _check_target(source, target)
     motion = read_source(source)
-    mapping_name, table = choose_mapping(mapping, [b.name for b in target.data.bones], target.name)
+    names = [b.name for b in target.data.bones]
+    mapping_name, table = choose_mapping(mapping, names, target.name)
+    deform = preset_mapping(MEASURED[mapping_name], names) if mapping_name in MEASURED else {}
+    pairs = [(table[joint], deform[joint]) for joint in table if joint in deform]
     context.view_layer.update()  # matrix_world of objects made since the last update
     skeleton = armature_skeleton(target)
-    result = retarget(motion.skeleton, skeleton, table, motion.pose, motion.root, _align(source, target),
-                      planted=motion.planted if plant_feet else None)
-    keyed = {name: _in_mode(target.pose.bones[name], result.rotations[:, i]) for i, name in enumerate(result.bones)}
+    align = _align(source, target)
+    planted = motion.planted if plant_feet else None
+    solve = (motion.skeleton, skeleton, table, motion.pose, motion.root, align)
+    root_bone = ROOT_BONES.get(mapping_name)
+    root_bone = root_bone if root_bone in names else None
+    truth = target_orientations(*solve[:2], deform, *solve[3:], planted) if pairs else {}
+    result = retarget(*solve, planted=None if pairs else planted, root_bone=root_bone)
     rest = _between(skeleton, result.bones)
     anim = target.animation_data
     previous = anim.action if anim is not None else None
     previous_slot = getattr(anim, "action_slot", None) if anim is not None else None
     made: list[tuple[Any, Any]] = []
-    name = action_name or f"{source.name} on {target.name}"
+    curves: dict[tuple[str, int], Any] = {}
+    frames = len(motion.frames)
+    switched = 0
     try:
-        channels = new_object_action(target, name)
+        channels = new_object_action(target, action_name or f"{source.name} on {target.name}")
         made.append((bpy.data.actions, channels.action))
         keys = KeyWriter(channels, motion.frames.astype(np.float32))
-        for bone, (prop, values) in keyed.items():
-            for k in range(values.shape[1]):
-                keys.curve(_pose_path(bone, prop), k, bone, values[:, k])
-        for bone in rest:
-            prop, values = _in_mode(target.pose.bones[bone], np.tile([1.0, 0.0, 0.0, 0.0], (len(motion.frames), 1)))
-            for k in range(values.shape[1]):
-                keys.curve(_pose_path(bone, prop), k, bone, values[:, k])
-        if result.root_bone:
-            for k in range(3):
-                keys.curve(_pose_path(result.root_bone, "location"), k, result.root_bone, result.root_location[:, k])
+        _bake(keys, target, result, rest, frames, curves)
+        if pairs:
+            switched = _switch_to_fk(target)
+            correctors = {**table, **{j: b for j, b in CORRECTORS.get(mapping_name, {}).items() if b in names}}
+            _correct(context, target, skeleton, correctors, deform, truth, motion.frames,
+                     lambda turns: _bake(keys, target, retarget(*solve, corrections=turns), rest, frames, curves))
     except Exception:
         remove_datablocks(made)
         if anim is not None:
@@ -255,7 +337,6 @@ def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "au
         if not previous.use_fake_user:
             previous.use_fake_user = True
         kept = previous.name
-    switched = _switch_to_fk(target) if mapping_name == "rigify_fk" else 0
     target[RIG_PROPERTY] = int(source[RIG_PROPERTY])
     target[RETARGET_PROPERTY] = source.name
     target["staf_mapping"] = mapping_name
@@ -263,3 +344,39 @@ def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "au
         if prop in source.keys():
             target[prop] = source[prop]
     return RetargetReport(target, channels.action, mapping_name, tuple(table), result.scale, kept, switched)
+
+
+def _correct(context: Any, target: Any, skeleton: RestSkeleton, controls: dict[str, str], deform: dict[str, str],
+             truth: dict[str, np.ndarray], frames: np.ndarray, rebake: Callable[[dict[str, np.ndarray]], None]
+             ) -> float:
+    """Evaluate the rig and turn each control by the swing its deform bone's limb is off, a few
+    rounds; returns the largest limb error left (degrees)."""
+    aims = _aims(skeleton, {j: b for j, b in deform.items() if j in controls}, truth)
+    measured = list(dict.fromkeys([bone for bone, _, _ in aims] + [aim for _, aim, _ in aims if aim]))
+    index = {bone: i for i, bone in enumerate(measured)}
+    joint_of = {bone: joint for joint, bone in deform.items()}
+    corrections: dict[str, np.ndarray] = {}
+    best: tuple[float, dict[str, np.ndarray]] = (np.inf, {})  # the round with the smallest largest error
+    for round_ in range(_ROUNDS + 1):
+        turns, heads = _evaluated(context, target, measured, frames)
+        swings, worst = {}, 0.0
+        for bone, aim, want in aims:
+            i = index[bone]
+            got = heads[:, index[aim]] - heads[:, i] if aim else turns[:, i, :, 1]
+            swings[controls[joint_of[bone]]] = swing = swing_between(got, want)
+            worst = max(worst, float(_angle_deg(swing).max()))
+        if worst < best[0]:
+            best = (worst, dict(corrections))
+        if worst < _TOLERANCE_DEG or round_ == _ROUNDS:
+            break
+        corrections = {control: swing @ corrections.get(control, np.eye(3)) for control, swing in swings.items()}
+        rebake(corrections)
+    if best[1] is not corrections:
+        rebake(best[1])
+    return best[0]
+
+
+def _angle_deg(rotations: np.ndarray) -> np.ndarray:
+    """The angles (degrees) of rotation matrices (..., 3, 3)."""
+    cos = (np.trace(rotations, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -9,7 +9,8 @@ lowest, a middle and the highest spine bone below the neck, and the others stay 
   DEF-upper_arm.L.001, ...) stay at rest: their first segment carries the whole limb.
 - Rigify FK controls (``rigify_fk``): torso (the root control, which also carries the translation),
   spine_fk.001 .. .003, neck, head, and the limbs' ``*_fk`` controls. Keying the FK controls needs
-  the rig's arms and legs switched to FK (IK_FK = 1.0).
+  the rig's arms and legs switched to FK (IK_FK = 1.0); the deform bones follow them through
+  constraints, which the add-on evaluates and corrects for.
 
 SMPL's ``left_hand``/``right_hand`` (the knuckles) have no counterpart in these rigs (their fingers
 start there) and stay unmapped; fingers and other extra bones are left alone.
@@ -31,7 +32,7 @@ SMPL_JOINT_NAMES: tuple[str, ...] = (
 SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20,
                                  21)
 
-__all__ = ["PRESETS", "SMPL_AIM_CHILD", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "preset"]
+__all__ = ["CORRECTORS", "PRESETS", "ROOT_BONES", "SMPL_AIM_CHILD", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "preset"]
 
 #: The joint whose head a joint's limb points at (its child along the body's chains).
 SMPL_AIM_CHILD: dict[str, str] = {
@@ -89,6 +90,12 @@ def _build(column: int) -> dict[str, str]:
         out = {joint: f"mixamorig:{bone}" for joint, bone in out.items()}
     return out
 
+
+#: Presets whose translation goes on a bone above the pelvis's (which then only turns).
+ROOT_BONES: dict[str, str] = {}
+#: Per preset, the control that corrects a joint's deform bone where it is not the joint's own
+#: (Rigify's lowest spine segment hangs from spine_fk.001 and turns with spine_fk, not the torso).
+CORRECTORS: dict[str, dict[str, str]] = {"rigify_fk": {"pelvis": "spine_fk"}}
 
 #: Preset name -> {SMPL joint: target bone}.
 PRESETS: dict[str, dict[str, str]] = {name: _build(i) for i, name in enumerate(_COLUMNS)}

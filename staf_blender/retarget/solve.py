@@ -32,7 +32,7 @@ from .plant import plant_feet, posed_heads
 from .presets import SMPL_AIM_CHILD, SMPL_JOINT_NAMES, SMPL_PARENTS
 from .skeleton import RestSkeleton, swing_between
 
-__all__ = ["RetargetResult", "retarget"]
+__all__ = ["RetargetResult", "retarget", "target_orientations"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +101,8 @@ def _swings(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, st
 
 def retarget(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str], source_pose: np.ndarray,
              source_root: np.ndarray | None = None, align: np.ndarray | None = None,
-             planted: Mapping[str, np.ndarray] | None = None) -> RetargetResult:
+             planted: Mapping[str, np.ndarray] | None = None,
+             corrections: Mapping[str, np.ndarray] | None = None, root_bone: str | None = None) -> RetargetResult:
     """The target's keys for every source frame.
 
     source: the SMPL rig (bones named after SMPL's joints, Z up, facing -Y); target: the armature to
@@ -111,8 +112,60 @@ def retarget(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, s
     pelvis head's armature-space position per frame (None: no translation); align (3, 3): rotation
     from the source's armature space into the target's (None: identity, both facing the same way);
     planted: {"left"/"right": (F,) bool}, where the source's foot is on the ground, to hold the
-    target's ankle there (:mod:`.plant`; needs hip, knee and ankle mapped on that side).
+    target's ankle there (:mod:`.plant`; needs hip, knee and ankle mapped on that side);
+    corrections: {target bone: (F, 3, 3)} armature-space turns applied to those bones' orientations
+    last, mapped or not (for rigs whose constraints move the deforming bones away from their
+    controls; a corrected unmapped bone is keyed too); root_bone:
+    the bone taking the translation where it is not the pelvis's (an unmapped bone above it).
     """
+    wanted, pelvis_bone, offset, scale = _orientations(source, target, mapping, source_pose, source_root, align,
+                                                       planted)
+    root_bone = root_bone or pelvis_bone
+    frames = offset.shape[0]
+    root = target.index(root_bone) if root_bone else -1
+    turns = {target.index(bone): np.asarray(turn, np.float64) for bone, turn in (corrections or {}).items()}
+    for t in list(turns):
+        if t in wanted:
+            wanted[t] = turns.pop(t) @ wanted[t]
+    rest = target.matrices
+    posed: dict[int, np.ndarray] = {}
+    local: dict[int, np.ndarray] = {}
+    location = np.zeros((frames, 3))
+    for bone in target.order():
+        parent = target.parents[bone]
+        frame = rest[bone][None] if parent < 0 else posed[parent] @ (rest[parent].T @ rest[bone])
+        if bone == root:
+            location = np.einsum("fji,fj->fi", np.broadcast_to(frame, (frames, 3, 3)), offset)
+        if bone in turns:  # an unmapped bone turned by a correction
+            wanted[bone] = turns[bone] @ frame
+        if bone in wanted:
+            local[bone] = np.swapaxes(frame, -1, -2) @ wanted[bone]
+            posed[bone] = wanted[bone]
+        else:
+            posed[bone] = frame
+    bones = [bone for bone in range(len(target.names)) if bone in local]
+    rotations = np.zeros((frames, len(bones), 4))
+    if bones:
+        stacked = np.stack([np.broadcast_to(local[bone], (frames, 3, 3)) for bone in bones], axis=1)
+        rotations = continuous_quaternions(matrix_to_quaternion(stacked))
+    return RetargetResult(tuple(target.names[bone] for bone in bones), rotations, root_bone, location, offset,
+                          scale)
+
+
+def target_orientations(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str],
+                        source_pose: np.ndarray, source_root: np.ndarray | None = None,
+                        align: np.ndarray | None = None, planted: Mapping[str, np.ndarray] | None = None
+                        ) -> dict[str, np.ndarray]:
+    """The armature-space orientations (F, 3, 3) :func:`retarget` gives each mapped target bone,
+    by name (arguments as there): what a rig's deforming bones should reach."""
+    wanted, *_ = _orientations(source, target, mapping, source_pose, source_root, align, planted)
+    return {target.names[t]: np.broadcast_to(value, (value.shape[0], 3, 3)) for t, value in wanted.items()}
+
+
+def _orientations(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str], source_pose: np.ndarray,
+                  source_root: np.ndarray | None, align: np.ndarray | None, planted: Mapping[str, np.ndarray] | None
+                  ) -> tuple[dict[int, np.ndarray], str, np.ndarray, float]:
+    """(wanted armature-space orientation per mapped target bone index, root bone, its offset, scale)."""
     pose = np.asarray(source_pose, np.float64)
     if pose.ndim == 3 and pose.shape[-1] == 4:
         pose = quaternion_to_matrix(pose)
@@ -143,27 +196,7 @@ def retarget(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, s
         flags = {side: _flags(planted[side], frames, side) for side in planted if side in legs}
         follow = _source_ankles(source, pose, source_root, align, scale, frames)
         plant_feet(target, legs, wanted, root, offset, flags, align @ np.array([0.0, -1.0, 0.0]), follow)
-    rest = target.matrices
-    posed: dict[int, np.ndarray] = {}
-    local: dict[int, np.ndarray] = {}
-    location = np.zeros((frames, 3))
-    for bone in target.order():
-        parent = target.parents[bone]
-        frame = rest[bone][None] if parent < 0 else posed[parent] @ (rest[parent].T @ rest[bone])
-        if bone == root:
-            location = np.einsum("fji,fj->fi", np.broadcast_to(frame, (frames, 3, 3)), offset)
-        if bone in wanted:
-            local[bone] = np.swapaxes(frame, -1, -2) @ wanted[bone]
-            posed[bone] = wanted[bone]
-        else:
-            posed[bone] = frame
-    bones = [bone for bone in range(len(target.names)) if bone in local]
-    rotations = np.zeros((frames, len(bones), 4))
-    if bones:
-        stacked = np.stack([np.broadcast_to(local[bone], (frames, 3, 3)) for bone in bones], axis=1)
-        rotations = continuous_quaternions(matrix_to_quaternion(stacked))
-    return RetargetResult(tuple(target.names[bone] for bone in bones), rotations, root_bone, location, offset,
-                          scale)
+    return wanted, root_bone, offset, scale
 
 
 def _root_offset(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str],

@@ -102,7 +102,8 @@ def test_blend_character_for_two_people_and_bvh(ref, tmp_path):
 
 
 @pytest.mark.parametrize(("make", "args", "message"), [
-    (lambda p: hero_blend(p, "vrm", "Prop"), ["--mapping", "mixamo"], "armature 'Prop' has no recognisable humanoid bones for"),
+    (lambda p: hero_blend(p, "vrm", "Prop"), ["--mapping", "mixamo"],
+     "armature 'Prop' has no recognisable humanoid bones for"),
     (lambda p: p.write_bytes(b"not a blend file"), [], "cannot read"),
 ])
 def test_bad_characters_are_one_line_and_write_nothing(ref, tmp_path, make, args, message):
