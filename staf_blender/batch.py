@@ -228,11 +228,20 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
 
 def interpreter_candidates() -> list[str]:
     """Interpreters tried for the engine when --python is not given, in order."""
-    found = [os.environ.get("STAF_PYTHON", ""), sys.executable]
+    found = [os.environ.get("STAF_PYTHON", ""), _installed_engine(), sys.executable]
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "core").is_dir():
         found.append(str(checkout / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")))
     return [c for c in found if c]
+
+
+def _installed_engine() -> str:
+    """The engine the add-on's Install Engine made, where this Python has bpy ("" otherwise)."""
+    try:
+        from .preferences import interpreter_candidates as installed
+    except ImportError:  # no bpy: planning or testing without Blender
+        return ""
+    return next(iter(installed()[:-1]), "")
 
 
 class _Printer:
