@@ -1,6 +1,6 @@
-"""The out-of-the-box main job: reconstruct a sample clip made from a real photo of a person.
+"""The out-of-the-box main job: reconstruct a sample clip of a person walking and waving (rendered).
 
-Uses the real assets when the asset folder is complete, else seeded stand-ins (and says so).
+Uses STAF when its weights are installed, else the landmark solver (and says which ran).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def run_demo(*, assets: str | None, device: str, out: Path, seconds: float = 4.0
     if video is None:
         clip = out / "sample_clip.mp4"
         write_sample_clip(clip, seconds=seconds)
-        print(f"\n== reconstructing {clip} (a photo of Grace Hopper, panned and zoomed: a still pose; give "
-              "VIDEO=your_clip.mp4 for motion)")
+        print(f"\n== reconstructing {clip} (made by the project's renderer: its look-alike body walking across a "
+              "room and waving; give VIDEO=your_clip.mp4 for your own)")
     else:
         clip = Path(video)
         print(f"\n== reconstructing {clip}")

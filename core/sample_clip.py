@@ -1,22 +1,39 @@
-"""A sample clip made from a real photo of a person (matplotlib's ``grace_hopper.jpg``), panned and
-zoomed with a known motion: the out-of-the-box demo's input and a test clip with known boxes."""
+"""The demo's sample clip: the project's look-alike body walking across a room and waving, rendered
+by the project's own renderer (``core.render``), with the truth it was made from.
+
+The motion is ``core.cleanup.synthetic.make_walk``'s walk (diagonally across the view, towards a
+fixed camera, a slight turn), with wider arm swing, elbows that bend as the arms swing, a wave of
+the right arm in the middle of the clip and a head that turns a little. It is a loop of
+:data:`LOOP_SECONDS`: longer clips repeat it (the person jumps back to the start).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from core.atomic import atomic_path
+from core.camera import default_focal
 
-__all__ = ["SampleMotion", "photo", "sample_motion", "write_sample_clip"]
+if TYPE_CHECKING:
+    from core.cleanup.synthetic import SyntheticWalk
+
+__all__ = ["LOOP_SECONDS", "SampleTruth", "photo", "sample_walk", "write_sample_clip"]
+
+#: Length of the walk the clip shows (seconds); longer clips repeat it.
+LOOP_SECONDS = 4.0
+_SCALE = 2  # supersampling of the renderer
+_WAVE = (1.5, 3.2, 0.35)  # the wave's start, end and blend time (s)
 
 
 def photo() -> np.ndarray:
-    """The photo (600, 512, 3) RGB uint8 shipped with matplotlib."""
+    """A real photo of a person (600, 512, 3) RGB uint8 shipped with matplotlib (the precision check's crops)."""
     from matplotlib import cbook
 
     path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
@@ -24,46 +41,122 @@ def photo() -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-@dataclass(frozen=True)
-class SampleMotion:
-    """Per frame, the photo's placement in the clip: clip pixel = zoom * photo pixel + (ox, oy)."""
+@dataclass(frozen=True, eq=False)
+class SampleTruth:
+    """What the clip shows, per frame (N frames): ``pose`` (N, 24, 3) axis-angle with the root in camera
+    axes, ``joints`` (N, 24, 3) SMPL's joints in camera axes (metres), ``joints_2d`` (N, 24, 2) their
+    pixels, ``box`` (N, 4) (cx, cy, w, h) pixels around the projected mesh; ``focal`` px; ``fps``."""
 
-    zoom: np.ndarray
-    ox: np.ndarray
-    oy: np.ndarray
+    pose: np.ndarray
+    joints: np.ndarray
+    joints_2d: np.ndarray
+    box: np.ndarray
+    focal: float
+    fps: float
+    width: int
+    height: int
 
-    def map_box(self, box: np.ndarray) -> np.ndarray:
-        """A box (cx, cy, w, h) in photo pixels -> its (N, 4) boxes in the clip's frames."""
-        cx, cy, w, h = box
-        return np.stack([self.zoom * cx + self.ox, self.zoom * cy + self.oy, self.zoom * w, self.zoom * h], 1)
+
+def _smooth_window(t: np.ndarray, start: float, end: float, ramp: float) -> np.ndarray:
+    up = np.clip((t - start) / ramp, 0, 1)
+    down = np.clip((end - t) / ramp, 0, 1)
+    w = np.minimum(up, down)
+    return w * w * (3 - 2 * w)
 
 
-def sample_motion(n_frames: int, width: int, height: int) -> SampleMotion:
-    """A slow zoom-in while the photo drifts from left to right, eased at both ends."""
-    t = np.linspace(0.0, 1.0, n_frames)
-    ease = 0.5 - 0.5 * np.cos(np.pi * t)
-    zoom = 0.55 + 0.2 * ease
-    ph, pw = 600, 512
-    ox = 0.08 * width + ease * (0.9 * width - zoom * pw - 0.08 * width)
-    oy = (height - zoom * ph) / 2 + 0.03 * height * np.sin(2 * np.pi * t)  # the photo stays inside
-    return SampleMotion(zoom, ox, oy)
+def _arms(t: np.ndarray, period: float) -> np.ndarray:
+    """Shoulder and elbow rotations (F, 4, 3) for joints 16, 17, 18, 19: swing, then the right arm waves."""
+    phase = 2.0 * np.pi * t / period
+    out = np.zeros((len(t), 4, 3))
+    zero = np.zeros_like(t)
+    for k, side in ((0, 1.0), (1, -1.0)):
+        swing = np.radians(32.0) * np.cos(phase)
+        shoulder = Rotation.from_rotvec(np.stack([side * swing, zero, zero], -1)) * Rotation.from_euler(
+            "z", -side * 72.0, degrees=True)
+        flex = np.radians(30.0 - 22.0 * side * np.cos(phase))  # more bent as the arm swings forward
+        elbow = Rotation.from_rotvec(np.stack([zero, -side * flex, zero], -1))
+        if side < 0:
+            w = _smooth_window(t, *_WAVE)
+            beat = np.radians(70.0 + 28.0 * np.sin(2.0 * np.pi * 2.2 * t))
+            up = Rotation.from_euler("zy", [-15.0, 17.0], degrees=True)  # upper arm out, a little forward
+            bend = Rotation.from_rotvec(np.stack([zero, zero, -beat], -1))
+            shoulder = shoulder * Rotation.from_rotvec(w[:, None] * (shoulder.inv() * up).as_rotvec())
+            elbow = elbow * Rotation.from_rotvec(w[:, None] * (elbow.inv() * bend).as_rotvec())
+        out[:, k], out[:, k + 2] = shoulder.as_rotvec(), elbow.as_rotvec()
+    return out
+
+
+def _turn_camera(walk: SyntheticWalk, yaw: float) -> SyntheticWalk:
+    """The same walk seen by its camera turned by ``yaw`` (radians) about the world's vertical."""
+    up = Rotation.from_rotvec([0.0, 0.0, yaw]).as_matrix()
+    rot = walk.camera_to_world[0, :3, :3]
+    q = rot.T @ up.T @ rot  # old camera axes -> new camera axes
+    root = Rotation.from_matrix(q @ Rotation.from_rotvec(walk.pose[:, 0]).as_matrix()).as_rotvec()
+    pelvis = (walk.translation + walk.rest_joints[0]) @ q.T
+    to_world = walk.camera_to_world.copy()
+    to_world[:, :3, :3] = up @ to_world[:, :3, :3]
+    pose = walk.pose.copy()
+    pose[:, 0] = root
+    return replace(walk, pose=pose, translation=pelvis - walk.rest_joints[0], camera_to_world=to_world)
+
+
+def sample_walk(n_frames: int, fps: float = 30.0) -> SyntheticWalk:
+    """The clip's motion: a :class:`core.cleanup.synthetic.SyntheticWalk` of :data:`LOOP_SECONDS`,
+    arms and head changed as the module says, indexed to ``n_frames`` frames (looping)."""
+    from core.cleanup.synthetic import make_walk
+
+    period = 1.15
+    walk = make_walk(LOOP_SECONDS, fps, step_length=0.45, period=period, direction_deg=-28.0, turn_deg=-25.0,
+                     distance=5.2, camera_height=1.5, camera_pitch_deg=8.0)
+    walk = _turn_camera(walk, np.radians(-4.0))  # centre the walk in the view
+    t = walk.frames / fps
+    pose = walk.pose.copy()
+    pose[:, [16, 17, 18, 19]] = _arms(t, period)
+    pose[:, 12, 1] = np.radians(12.0) * np.sin(2.0 * np.pi * t / LOOP_SECONDS)
+    pose[:, 15, 0] = np.radians(6.0) * np.sin(2.0 * np.pi * t / 1.7)
+    rows = np.arange(n_frames) % len(walk.frames)
+    return replace(walk.subset(rows), pose=pose[rows], frames=np.arange(n_frames))
 
 
 def write_sample_clip(path: Path, *, seconds: float = 4.0, fps: int = 30, width: int = 640,
-                      height: int = 480) -> SampleMotion:
-    """Write the sample clip (H.264 MP4) atomically; returns its known motion."""
+                      height: int = 480) -> SampleTruth:
+    """Write the sample clip (H.264 MP4, ``seconds`` long) atomically; returns what it shows."""
     import av
 
-    image = photo()
+    from core.posing import posed_joints_and_vertices
+    from core.render.raster import draw_mesh, project
+    from core.render.scene import backdrop, clothes, shadow
+    from core.standins.body import make_body
+
     n = max(1, round(seconds * fps))
-    motion = sample_motion(n, width, height)
+    loop = min(n, round(LOOP_SECONDS * fps))
+    walk = sample_walk(n, fps)
+    faces = np.asarray(make_body(0).faces, np.int64)
+    albedo = clothes(walk.rest_vertices, walk.rest_joints, faces, walk.skin_weights)
+    focal = default_focal(width, height)
+    room = backdrop(width * _SCALE, height * _SCALE, focal * _SCALE, walk.camera_to_world[0], wall_y=9.0)
+    joints, verts = posed_joints_and_vertices(walk.pose[:loop], walk.rest_vertices, walk.rest_joints,
+                                              walk.parents, walk.skin_weights)
+    joints, verts = joints + walk.translation[:loop, None], verts + walk.translation[:loop, None]
+    feet = joints[:, [10, 11, 0]].copy()
+    floor_y = verts[:, :, 1].max(1)  # camera y of the lowest point: the floor under the person, roughly
+    feet[:, :, 1] = floor_y[:, None]
+    frames = []
+    for i in range(loop):
+        canvas = room.copy()
+        shadow(canvas, feet[i], focal, _SCALE)
+        draw_mesh(canvas, verts[i], faces, albedo, focal, _SCALE)
+        frames.append(cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA))
+    pixels = project(verts, focal, width, height)
+    lo, hi = pixels.min(1), pixels.max(1)
+    rows = np.arange(n) % loop
+    truth = SampleTruth(pose=walk.pose, joints=joints[rows], joints_2d=project(joints, focal, width, height)[rows],
+                        box=np.concatenate([(lo + hi) / 2, hi - lo], 1)[rows], focal=focal, fps=float(fps),
+                        width=width, height=height)
     with atomic_path(Path(path)) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for z, ox, oy in zip(motion.zoom, motion.ox, motion.oy, strict=True):
-            m = np.array([[z, 0, ox], [0, z, oy]])
-            frame = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
-                                   borderValue=(40, 40, 46))
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for i in rows:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frames[i], format="rgb24")))
         out.mux(stream.encode(None))
-    return motion
+    return truth
