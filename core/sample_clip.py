@@ -45,7 +45,8 @@ def photo() -> np.ndarray:
 class SampleTruth:
     """What the clip shows, per frame (N frames): ``pose`` (N, 24, 3) axis-angle with the root in camera
     axes, ``joints`` (N, 24, 3) SMPL's joints in camera axes (metres), ``joints_2d`` (N, 24, 2) their
-    pixels, ``box`` (N, 4) (cx, cy, w, h) pixels around the projected mesh; ``focal`` px; ``fps``."""
+    pixels, ``box`` (N, 4) (cx, cy, w, h) pixels around the projected mesh; the camera's ``focal`` (px,
+    the engine's default for the frame size), ``fps``, ``width`` and ``height``."""
 
     pose: np.ndarray
     joints: np.ndarray
@@ -138,13 +139,14 @@ def write_sample_clip(path: Path, *, seconds: float = 4.0, fps: int = 30, width:
     joints, verts = posed_joints_and_vertices(walk.pose[:loop], walk.rest_vertices, walk.rest_joints,
                                               walk.parents, walk.skin_weights)
     joints, verts = joints + walk.translation[:loop, None], verts + walk.translation[:loop, None]
-    feet = joints[:, [10, 11, 0]].copy()
-    floor_y = verts[:, :, 1].max(1)  # camera y of the lowest point: the floor under the person, roughly
-    feet[:, :, 1] = floor_y[:, None]
+    rot, origin = walk.camera_to_world[0, :3, :3], walk.camera_to_world[0, :3, 3]
+    feet = joints[:, [10, 11, 0]] @ rot.T + origin  # world axes (z up): dropped onto the floor, z = 0
+    feet[..., 2] = 0.0
+    feet = (feet - origin) @ rot
     frames = []
     for i in range(loop):
         canvas = room.copy()
-        shadow(canvas, feet[i], focal, _SCALE)
+        shadow(canvas, feet[i], rot[2], focal, _SCALE)
         draw_mesh(canvas, verts[i], faces, albedo, focal, _SCALE)
         frames.append(cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA))
     pixels = project(verts, focal, width, height)

@@ -43,7 +43,7 @@ def draw_mesh(canvas: np.ndarray, vertices: np.ndarray, faces: np.ndarray, albed
     order = np.flatnonzero(front)[np.argsort(-centre[front, 2], kind="stable")]
     unit = normal[order] / np.linalg.norm(normal[order], axis=1, keepdims=True).clip(1e-12)
     colours = shade(unit, albedo[order]).astype(np.int32).tolist()
-    pixels = project(tri[order], focal * scale, w // scale * scale, h // scale * scale)
+    pixels = project(tri[order], focal * scale, w, h)
     fixed = np.round(pixels * (1 << _SHIFT)).astype(np.int32)
     fill = cv2.fillConvexPoly
     for pts, colour in zip(fixed, colours, strict=True):

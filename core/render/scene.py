@@ -72,9 +72,10 @@ def backdrop(width: int, height: int, focal: float, camera_to_world: np.ndarray,
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def shadow(canvas: np.ndarray, ground_points_cam: np.ndarray, focal: float, scale: int) -> None:
+def shadow(canvas: np.ndarray, ground_points_cam: np.ndarray, up_cam: np.ndarray, focal: float, scale: int) -> None:
     """Darken the floor under the person: soft blobs around camera-axes points on the floor (N, 3)
-    (the feet, then the pelvis), drawn into the ``scale``-times canvas; only the blobs' area is touched."""
+    (the feet, then the pelvis), foreshortened as seen along the floor's normal ``up_cam`` (3,),
+    drawn into the ``scale``-times canvas; only the blobs' area is touched."""
     import cv2
 
     h, w = canvas.shape[:2]
@@ -87,8 +88,9 @@ def shadow(canvas: np.ndarray, ground_points_cam: np.ndarray, focal: float, scal
     if x1 <= x0 or y1 <= y0 or np.any(ground_points_cam[:, 2] <= 0.1):
         return
     mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-    for (cx, cy), r in zip(centres - [x0, y0], radii, strict=True):
-        cv2.ellipse(mask, (int(cx), int(cy)), (max(1, int(r)), max(1, int(0.3 * r))), 0, 0, 360, 1.0, -1)
+    squash = np.abs(ground_points_cam @ up_cam) / np.linalg.norm(ground_points_cam, axis=1)
+    for (cx, cy), r, k in zip(centres - [x0, y0], radii, squash, strict=True):
+        cv2.ellipse(mask, (int(cx), int(cy)), (max(1, int(r)), max(1, int(k * r))), 0, 0, 360, 1.0, -1)
     k = max(3, int(0.02 * h) | 1)
     mask = cv2.GaussianBlur(mask, (k, k), 0)
     roi = canvas[y0:y1, x0:x1]
