@@ -12,7 +12,6 @@ The maths is :mod:`staf_blender.retarget` (no bpy); this module reads armatures 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,16 +23,15 @@ from .compat import action_fcurves, new_object_action
 from .errors import EXIT_BAD_INPUT, AddonError
 from .keys import KeyWriter
 from .retarget import (
-    SMPL_AIM_CHILD,
     RestSkeleton,
     choose_mapping,
     preset_mapping,
     retarget,
-    swing_between,
     world_rotations,
 )
 from .retarget.presets import CORRECTORS, ROOT_BONES, SMPL_JOINT_NAMES
-from .retarget.solve import target_orientations
+from .retarget.solve import source_ankles, target_orientations
+from .retarget_constrained import MEASURED, correct, limb_aims, planted_aims
 from .rig import RIG_PROPERTY, is_staf_rig, remove_datablocks
 from .rotations import nearest_rotation
 
@@ -241,48 +239,6 @@ def _bake(keys: KeyWriter, target: Any, result: Any, rest: list[str], frames: in
                 curves[path, k] = keys.curve(path, k, bone, values[:, k])
 
 
-def _evaluated(context: Any, target: Any, bones: list[str], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Armature-space orientations (F, n, 3, 3) and heads (F, n, 3) of ``bones`` as Blender
-    evaluates them (constraints included) at ``frames``."""
-    scene = context.scene
-    current = scene.frame_current
-    turns = np.empty((len(frames), len(bones), 3, 3))
-    heads = np.empty((len(frames), len(bones), 3))
-    pose = [target.pose.bones[name] for name in bones]
-    try:
-        for f, frame in enumerate(frames):
-            scene.frame_set(int(frame))
-            matrices = np.array([p.matrix for p in pose])
-            turns[f], heads[f] = matrices[:, :3, :3], matrices[:, :3, 3]
-    finally:
-        scene.frame_set(current)
-    return nearest_rotation(turns), heads
-
-
-def _aims(skeleton: RestSkeleton, deform: dict[str, str], truth: dict[str, np.ndarray]
-          ) -> list[tuple[str, str | None, np.ndarray]]:
-    """Per mapped joint: (deform bone, the deform bone its limb aims at or None, the limb's wanted
-    armature-space direction per frame (F, 3): toward that bone's head, else along the bone)."""
-    out = []
-    for joint, bone in deform.items():
-        child = SMPL_AIM_CHILD.get(joint)
-        aim = deform.get(child) if child else None
-        i = skeleton.index(bone)
-        if aim is not None:
-            rest = skeleton.matrices[i].T @ (skeleton.heads[skeleton.index(aim)] - skeleton.heads[i])
-        else:
-            rest = np.array([0.0, 1.0, 0.0])
-        out.append((bone, aim, truth[bone] @ rest))
-    return out
-
-
-#: Control presets whose rigs move their deforming bones through constraints: the deform preset
-#: they must move, matched by evaluating the rig and correcting the controls' keys.
-MEASURED = {"rigify_fk": "rigify"}
-_ROUNDS = 8  # correction rounds at most
-_TOLERANCE_DEG = 0.5
-
-
 def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "auto", *,
                       plant_feet: bool = True, action_name: str = "") -> RetargetReport:
     """Retarget STAF character ``source`` onto armature ``target`` with ``mapping`` ("auto", a preset
@@ -305,7 +261,7 @@ def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "au
     solve = (motion.skeleton, skeleton, table, motion.pose, motion.root, align)
     root_bone = ROOT_BONES.get(mapping_name)
     root_bone = root_bone if root_bone in names else None
-    truth = target_orientations(*solve[:2], deform, *solve[3:], planted) if pairs else {}
+    truth = target_orientations(*solve[:2], deform, *solve[3:]) if pairs else {}
     result = retarget(*solve, planted=None if pairs else planted, root_bone=root_bone)
     rest = _between(skeleton, result.bones)
     anim = target.animation_data
@@ -322,9 +278,20 @@ def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "au
         _bake(keys, target, result, rest, frames, curves)
         if pairs:
             switched = _switch_to_fk(target)
-            correctors = {**table, **{j: b for j, b in CORRECTORS.get(mapping_name, {}).items() if b in names}}
-            _correct(context, target, skeleton, correctors, deform, truth, motion.frames,
-                     lambda turns: _bake(keys, target, retarget(*solve, corrections=turns), rest, frames, curves))
+            by_joint = {**table, **{j: b for j, b in CORRECTORS.get(mapping_name, {}).items() if b in names}}
+            measured = {j: b for j, b in deform.items() if j in by_joint}
+            controls = {bone: by_joint[joint] for joint, bone in measured.items()}
+            aims = limb_aims(skeleton, measured, truth)
+
+            def rebake(turns: dict[str, np.ndarray]) -> None:
+                _bake(keys, target, retarget(*solve, corrections=turns, root_bone=root_bone), rest, frames, curves)
+
+            corrections = correct(context, target, aims, controls, motion.frames, rebake, {})
+            if planted:
+                follow = source_ankles(motion.skeleton, skeleton, deform, motion.pose, motion.root, align)
+                aims = planted_aims(context, target, deform, aims, follow, planted, motion.frames,
+                                     align @ np.array([0.0, -1.0, 0.0]))
+                correct(context, target, aims, controls, motion.frames, rebake, corrections)
     except Exception:
         remove_datablocks(made)
         if anim is not None:
@@ -344,39 +311,3 @@ def retarget_armature(context: Any, source: Any, target: Any, mapping: str = "au
         if prop in source.keys():
             target[prop] = source[prop]
     return RetargetReport(target, channels.action, mapping_name, tuple(table), result.scale, kept, switched)
-
-
-def _correct(context: Any, target: Any, skeleton: RestSkeleton, controls: dict[str, str], deform: dict[str, str],
-             truth: dict[str, np.ndarray], frames: np.ndarray, rebake: Callable[[dict[str, np.ndarray]], None]
-             ) -> float:
-    """Evaluate the rig and turn each control by the swing its deform bone's limb is off, a few
-    rounds; returns the largest limb error left (degrees)."""
-    aims = _aims(skeleton, {j: b for j, b in deform.items() if j in controls}, truth)
-    measured = list(dict.fromkeys([bone for bone, _, _ in aims] + [aim for _, aim, _ in aims if aim]))
-    index = {bone: i for i, bone in enumerate(measured)}
-    joint_of = {bone: joint for joint, bone in deform.items()}
-    corrections: dict[str, np.ndarray] = {}
-    best: tuple[float, dict[str, np.ndarray]] = (np.inf, {})  # the round with the smallest largest error
-    for round_ in range(_ROUNDS + 1):
-        turns, heads = _evaluated(context, target, measured, frames)
-        swings, worst = {}, 0.0
-        for bone, aim, want in aims:
-            i = index[bone]
-            got = heads[:, index[aim]] - heads[:, i] if aim else turns[:, i, :, 1]
-            swings[controls[joint_of[bone]]] = swing = swing_between(got, want)
-            worst = max(worst, float(_angle_deg(swing).max()))
-        if worst < best[0]:
-            best = (worst, dict(corrections))
-        if worst < _TOLERANCE_DEG or round_ == _ROUNDS:
-            break
-        corrections = {control: swing @ corrections.get(control, np.eye(3)) for control, swing in swings.items()}
-        rebake(corrections)
-    if best[1] is not corrections:
-        rebake(best[1])
-    return best[0]
-
-
-def _angle_deg(rotations: np.ndarray) -> np.ndarray:
-    """The angles (degrees) of rotation matrices (..., 3, 3)."""
-    cos = (np.trace(rotations, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

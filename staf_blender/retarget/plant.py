@@ -16,7 +16,7 @@ import numpy as np
 
 from .skeleton import RestSkeleton, swing_between
 
-__all__ = ["EASE_FRAMES", "ankle_goals", "plant_feet", "posed_heads"]
+__all__ = ["EASE_FRAMES", "ankle_goals", "plant_feet", "posed_heads", "two_bone_swings"]
 
 #: Frames over which the correction eases in before a contact and out after it.
 EASE_FRAMES = 4
@@ -98,28 +98,36 @@ def plant_feet(target: RestSkeleton, legs: Mapping[str, tuple[str, str, str]], w
             moved[side] = 0.0
             continue
         hip, knee, ankle, aim = heads[sel, h], heads[sel, k], heads[sel, a], goal[sel]
-        upper = np.linalg.norm(knee - hip, axis=-1)
-        lower = np.linalg.norm(ankle - knee, axis=-1)
-        to_goal = aim - hip
-        u = to_goal / np.maximum(np.linalg.norm(to_goal, axis=-1, keepdims=True), 1e-12)
-        reach = np.clip(np.linalg.norm(to_goal, axis=-1), np.abs(upper - lower) + (1.0 - _REACH) * (upper + lower),
-                        (upper + lower) * _REACH)
-        v = _perpendicular(knee - hip, u)
-        straight = np.linalg.norm(v, axis=-1) < 1e-4 * upper
-        if straight.any():
-            v[straight] = _perpendicular(np.broadcast_to(forward, v[straight].shape), u[straight])
-        v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-        cos = np.clip((upper**2 + reach**2 - lower**2) / (2 * upper * reach), -1.0, 1.0)
-        new_knee = hip + upper[:, None] * (cos[:, None] * u + np.sqrt(1 - cos**2)[:, None] * v)
-        swing_thigh = swing_between(knee - hip, new_knee - hip)
-        shin_now = np.einsum("fij,fj->fi", swing_thigh, ankle - knee)
-        swing_shin = swing_between(shin_now, hip + u * reach[:, None] - new_knee)
+        swing_thigh, swing_shin = two_bone_swings(hip, knee, ankle, aim, forward)
         wanted[h] = np.array(np.broadcast_to(wanted[h], (heads.shape[0], 3, 3)))
         wanted[k] = np.array(np.broadcast_to(wanted[k], (heads.shape[0], 3, 3)))
         wanted[h][sel] = swing_thigh @ wanted[h][sel]
         wanted[k][sel] = swing_shin @ swing_thigh @ wanted[k][sel]
         moved[side] = float(np.linalg.norm(aim - ankle, axis=-1).max())
     return moved
+
+
+def two_bone_swings(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray, forward: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The turns (N, 3, 3) of thigh and shin (armature space, the shin's after the thigh's) that put
+    the ankle at ``goal`` (N, 3), or as near as the leg reaches, keeping the knee in the leg's bend
+    plane; where the leg is straight the knee goes toward ``forward``."""
+    upper = np.linalg.norm(knee - hip, axis=-1)
+    lower = np.linalg.norm(ankle - knee, axis=-1)
+    to_goal = goal - hip
+    u = to_goal / np.maximum(np.linalg.norm(to_goal, axis=-1, keepdims=True), 1e-12)
+    reach = np.clip(np.linalg.norm(to_goal, axis=-1), np.abs(upper - lower) + (1.0 - _REACH) * (upper + lower),
+                    (upper + lower) * _REACH)
+    v = _perpendicular(knee - hip, u)
+    straight = np.linalg.norm(v, axis=-1) < 1e-4 * upper
+    if straight.any():
+        v[straight] = _perpendicular(np.broadcast_to(forward, v[straight].shape), u[straight])
+    v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    cos = np.clip((upper**2 + reach**2 - lower**2) / (2 * upper * reach), -1.0, 1.0)
+    new_knee = hip + upper[:, None] * (cos[:, None] * u + np.sqrt(1 - cos**2)[:, None] * v)
+    swing_thigh = swing_between(knee - hip, new_knee - hip)
+    shin_now = np.einsum("fij,fj->fi", swing_thigh, ankle - knee)
+    return swing_thigh, swing_between(shin_now, hip + u * reach[:, None] - new_knee)
 
 
 def _perpendicular(vectors: np.ndarray, unit: np.ndarray) -> np.ndarray:

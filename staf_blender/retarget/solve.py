@@ -32,7 +32,7 @@ from .plant import plant_feet, posed_heads
 from .presets import SMPL_AIM_CHILD, SMPL_JOINT_NAMES, SMPL_PARENTS
 from .skeleton import RestSkeleton, swing_between
 
-__all__ = ["RetargetResult", "retarget", "target_orientations"]
+__all__ = ["RetargetResult", "retarget", "source_ankles", "target_orientations"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,6 +229,18 @@ def _source_ankles(source: RestSkeleton, pose: np.ndarray, source_root: np.ndarr
     shift = np.zeros((frames, 3)) if source_root is None else np.asarray(source_root, np.float64) - source.heads[pelvis]
     heads = posed_heads(source, {i: pose[:, i] for i in range(len(source.names))}, pelvis, shift)
     return {side: scale * heads[:, source.index(f"{side}_ankle")] @ align.T for side in ("left", "right")}
+
+
+def source_ankles(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str], source_pose: np.ndarray,
+                  source_root: np.ndarray | None = None, align: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The source's ankles per frame {side: (F, 3)} in the target's armature space, scaled by the
+    hip heights as the translation is: what a planted target ankle follows."""
+    pose = np.asarray(source_pose, np.float64)
+    if pose.ndim == 3 and pose.shape[-1] == 4:
+        pose = quaternion_to_matrix(pose)
+    align = np.eye(3) if align is None else np.asarray(align, np.float64)
+    _, _, scale = _root_offset(source, target, mapping, source_root, align, pose.shape[0])
+    return _source_ankles(source, pose, source_root, align, scale, pose.shape[0])
 
 
 def _flags(values: np.ndarray, frames: int, side: str) -> np.ndarray:
