@@ -23,7 +23,8 @@ for path in (ROOT, ROOT / "tests" / "blender", ROOT / "tests" / "blender" / "in_
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
-from test_bpy_retarget import _limb_error, _limbs, _planted_drift, make_armature  # noqa: E402
+from retarget_checks import limb_error, limbs, make_armature, planted_drift  # noqa: E402
+from rigify_check import generate_rigify  # noqa: E402
 
 import staf_blender  # noqa: E402
 from staf_blender.plan import ImportOptions  # noqa: E402
@@ -32,17 +33,6 @@ from staf_blender.retarget_scene import retarget_armature  # noqa: E402
 from staf_blender.rig import import_motion_file  # noqa: E402
 
 TARGETS = (("mixamo", True), ("ue5", False), ("rigify", False), ("vrm", False), ("rigify (generated)", False))
-
-
-def _rigify() -> bpy.types.Object:
-    import addon_utils
-
-    bpy.context.preferences.use_preferences_save = False
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    bpy.ops.pose.rigify_generate()
-    bpy.ops.object.mode_set(mode='OBJECT')
-    return bpy.context.active_object
 
 
 def main() -> int:
@@ -58,15 +48,15 @@ def main() -> int:
             bpy.ops.wm.read_factory_settings(use_empty=True)
             walker = import_motion_file(bpy.context, args.ref / "gait.npz", ImportOptions()).armatures[0]
             generated = name.startswith("rigify (")
-            target = _rigify() if generated else make_armature("target", name, turned=turned)
+            target = generate_rigify() if generated else make_armature("target", name, turned=turned)
             start, end = (int(x) for x in walker.animation_data.action.frame_range)
             began = time.perf_counter()
             retarget_armature(bpy.context, walker, target, "auto", plant_feet=plant)
             ms = 1e6 * (time.perf_counter() - began) / (end - start + 1)
             table = PRESETS["rigify" if generated else name]
             frames = np.arange(start, end + 1, 3)
-            limbs = _limb_error(walker, target, table, _limbs("rigify" if generated else name), frames).max()
-            row.append((limbs, _planted_drift(walker, target, table, start, end), ms))
+            worst = limb_error(walker, target, table, limbs("rigify" if generated else name), frames).max()
+            row.append((worst, planted_drift(walker, target, table, start, end), ms))
         (free, drift_free, _), (held, drift_held, ms) = row
         print(f"{name:<20}{free:>16.2f} d{held:>15.2f} d{100 * drift_free:>11.2f}cm{100 * drift_held:>8.2f}cm"
               f"{ms:>12.0f}")

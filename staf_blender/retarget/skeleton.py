@@ -96,9 +96,10 @@ class RestSkeleton:
         return done
 
     def floor(self, up: np.ndarray | None = None) -> float:
-        """The lowest point of the rest pose (heads and tails) along ``up`` (None: armature Z)."""
+        """The lowest bone head of the rest pose along ``up`` (None: armature Z). Heads only: a leaf
+        bone's tail is a convention (Blender's FBX importer guesses it), its head a joint."""
         up = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, np.float64)
-        return float(min((self.heads @ up).min(), (self.tails @ up).min()))
+        return float((self.heads @ up).min())
 
 
 def world_rotations(skeleton: RestSkeleton, local: np.ndarray) -> np.ndarray:

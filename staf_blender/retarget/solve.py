@@ -14,7 +14,7 @@ Where the mapping skips source joints along a limb (spine2 onto a two-bone spine
 joints' bend is added as a swing per frame, so the limb still ends where the source's does.
 
 Root translation: the source pelvis's displacement from its rest position, times the ratio of hip
-heights (target over source, each above its skeleton's lowest point), becomes the target root bone's
+heights (target over source, each above its skeleton's lowest joint), becomes the target root bone's
 pose location. Bones no joint maps to keep L = identity.
 """
 
@@ -203,7 +203,7 @@ def _root_offset(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[st
                  source_root: np.ndarray | None, align: np.ndarray, frames: int) -> tuple[str, np.ndarray, float]:
     """(the target bone taking the translation or "", its head's armature-space offset (F, 3), the
     hip-height ratio): the source pelvis's displacement, scaled by target over source hip height,
-    each above its skeleton's lowest point along its own up (source Z; in the target, ``align @ Z``)."""
+    each above its skeleton's lowest joint along its own up (source Z; in the target, ``align @ Z``)."""
     if "pelvis" not in mapping:
         return "", np.zeros((frames, 3)), 1.0
     s, t = source.index("pelvis"), target.index(mapping["pelvis"])
@@ -211,7 +211,7 @@ def _root_offset(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[st
     src_height = source.heads[s, 2] - source.floor()
     tgt_height = target.heads[t] @ up - target.floor(up)
     if src_height <= 1e-6 or tgt_height <= 1e-6:
-        raise AddonError("retarget: a hip height is not above the skeleton's lowest point; is the armature "
+        raise AddonError("retarget: a hip height is not above the skeleton's lowest joint; is the armature "
                          "upright (its object's rotation included)?", EXIT_BAD_INPUT)
     scale = float(tgt_height / src_height)
     if source_root is None:

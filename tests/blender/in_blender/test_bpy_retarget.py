@@ -9,57 +9,21 @@ feet stay within 1 cm, and bad input changes nothing."""
 from __future__ import annotations
 
 import json
-import math
+import subprocess
+import sys
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 from blender_checks import snapshot
-from mathutils import Matrix
-from retarget_rigs import build_target
+from retarget_checks import SAMPLED, limb_error, limbs, make_armature, planted_drift
 
-from staf_blender.compat import action_fcurves
 from staf_blender.errors import AddonError
 from staf_blender.plan import ImportOptions
-from staf_blender.retarget import PRESETS, SMPL_AIM_CHILD
+from staf_blender.retarget import PRESETS
 from staf_blender.retarget_scene import RETARGET_PROPERTY, retarget_armature
 from staf_blender.rig import RIG_PROPERTY, import_motion_file
-
-SAMPLED = 12  # frames checked per clip
-
-
-def make_armature(name: str, preset: str, *, turned: bool = False, seed: int = 0) -> bpy.types.Object:
-    """An armature object with ``build_target(preset)``'s bones; ``turned``: as Blender's FBX importer
-    leaves a Mixamo file (object rotated 90 degrees about X, scale 0.01, bones in centimetres)."""
-    skeleton = build_target(preset, seed=seed)
-    data = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, data)
-    bpy.context.scene.collection.objects.link(obj)
-    to_data = Matrix.Identity(4)
-    if turned:
-        to_data = Matrix.Scale(100.0, 4) @ Matrix.Rotation(-math.pi / 2, 4, 'X')
-        obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
-        obj.scale = (0.01, 0.01, 0.01)
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode='EDIT')
-    bones = []
-    for i, bone_name in enumerate(skeleton.names):
-        bone = data.edit_bones.new(bone_name)
-        bone.head = skeleton.heads[i].tolist()
-        bone.tail = skeleton.tails[i].tolist()
-        rest = Matrix(np.eye(4))
-        for r in range(3):
-            for c in range(3):
-                rest[r][c] = skeleton.matrices[i, r, c]
-        rest.translation = skeleton.heads[i].tolist()
-        bone.matrix = rest  # the roll (head and length kept)
-        bones.append(bone)
-    for i, parent in enumerate(skeleton.parents):
-        if parent >= 0:
-            bones[i].parent = bones[parent]
-    data.transform(to_data)
-    bpy.ops.object.mode_set(mode='OBJECT')
-    return obj
 
 
 @pytest.fixture()
@@ -67,39 +31,6 @@ def walker(ref):
     result = import_motion_file(bpy.context, ref / "gait.npz", ImportOptions())
     assert result.root_motion == "world"
     return result.armatures[0]
-
-
-def _heads(obj: bpy.types.Object, names: list[str]) -> np.ndarray:
-    return np.array([list(obj.matrix_world @ obj.pose.bones[n].head) for n in names])
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def _limbs(preset: str) -> list[tuple[str, str]]:
-    table = PRESETS[preset]
-    return [(joint, child) for joint, child in SMPL_AIM_CHILD.items() if joint in table and child in table]
-
-
-def _contact_runs(walker: bpy.types.Object, side: str, start: int, end: int) -> list[np.ndarray]:
-    """Runs (3 frames or more) of frames where the character's heel is on the ground."""
-    curve = next(c for c in action_fcurves(walker) if c.data_path == f'pose.bones["{side}_ankle"]["staf_heel_contact"]')
-    planted = np.array([f for f in range(start, end + 1) if curve.evaluate(f) > 0.5])
-    groups = np.split(planted, np.nonzero(np.diff(planted) > 1)[0] + 1)
-    return [g for g in groups if len(g) >= 3]
-
-
-def _limb_error(walker, target, table, limbs, frames) -> np.ndarray:
-    """Per sampled frame and limb, the angle (degrees) between the source's and the target's limb."""
-    out = []
-    for frame in frames:
-        bpy.context.scene.frame_set(int(frame))
-        src = _heads(walker, [j for limb in limbs for j in limb])
-        tgt = _heads(target, [table[j] for limb in limbs for j in limb])
-        out.append(_angle(src[1::2] - src[0::2], tgt[1::2] - tgt[0::2]))
-    return np.array(out)
 
 
 @pytest.mark.parametrize(("preset", "turned", "modes"), [
@@ -110,7 +41,7 @@ def _limb_error(walker, target, table, limbs, frames) -> np.ndarray:
 ])
 def test_limbs_follow_and_planted_feet_stay(addon, walker, preset, turned, modes):
     table = PRESETS[preset]
-    limbs = _limbs(preset)
+    pairs = limbs(preset)
     start, end = (int(x) for x in walker.animation_data.action.frame_range)
     frames = np.linspace(start, end, SAMPLED).round().astype(int)
     # Rotations alone: every mapped limb points where the source's does.
@@ -122,40 +53,19 @@ def test_limbs_follow_and_planted_feet_stay(addon, walker, preset, turned, modes
     assert free[RIG_PROPERTY] == walker[RIG_PROPERTY] and free[RETARGET_PROPERTY] == walker.name
     for bone, mode in modes.items():  # keyed in the bone's own rotation mode
         assert free.pose.bones[bone].rotation_mode == mode
-    worst = _limb_error(walker, free, table, limbs, frames).max()
+    worst = limb_error(walker, free, table, pairs, frames).max()
     assert worst < 2.0, f"a mapped limb is {worst:.2f} degrees off the source's"
     # With planted feet: the ankles hold within 1 cm over each heel contact, the legs bend a little
     # differently to do it, and every other limb still points where the source's does.
     held = make_armature(f"{preset}_character", preset, turned=turned)
     retarget_armature(bpy.context, walker, held, "auto")
-    errors = _limb_error(walker, held, table, limbs, frames)
-    legs = [i for i, (joint, _) in enumerate(limbs) if joint.endswith(("_hip", "_knee"))]
+    errors = limb_error(walker, held, table, pairs, frames)
+    legs = [i for i, (joint, _) in enumerate(pairs) if joint.endswith(("_hip", "_knee"))]
     assert np.delete(errors, legs, axis=1).max() < 2.0
     assert errors[:, legs].max() < 10.0
     # Where the character's ankle is still (its foot locked), the target's holds within 1 cm.
-    drift = _planted_drift(walker, held, table, start, end)
+    drift = planted_drift(walker, held, table, start, end)
     assert drift < 0.01, f"an ankle moved {drift * 100:.2f} cm while the person's foot was planted"
-
-
-def _planted_drift(walker, target, table, start: int, end: int) -> float:
-    """The largest move of the target's ankle over the frames where the person's ankle is still
-    (at least 4 such runs of 3 frames or more)."""
-    runs, worst = 0, 0.0
-    for side in ("left", "right"):
-        for group in _contact_runs(walker, side, start, end):
-            spots, source = [], []
-            for frame in group:
-                bpy.context.scene.frame_set(int(frame))
-                spots.append(_heads(target, [table[f"{side}_ankle"]])[0])
-                source.append(_heads(walker, [f"{side}_ankle"])[0])
-            still = np.linalg.norm(np.array(source) - np.median(source, axis=0), axis=-1) < 1e-3
-            if still.sum() < 3:
-                continue
-            runs += 1
-            spots = np.array(spots)[still]
-            worst = max(worst, float(np.linalg.norm(spots - spots[0], axis=-1).max()))
-    assert runs >= 4, "the walk should have planted feet"
-    return worst
 
 
 def test_previous_action_is_kept_and_rest_bones_between_are_keyed(addon, walker):
@@ -230,36 +140,19 @@ def test_panel_operator_retargets_the_active_armature(addon, walker):
         bpy.ops.staf.retarget()
 
 
-@pytest.fixture()
-def rigify_rig():
-    """A rig generated by Rigify (Blender's bundled add-on) from its human metarig."""
+def test_a_generated_rigify_rig_moves_its_deform_bones_with_the_person(ref):
+    """Keyed through its FK controls (auto mapping picks them), the rig's constraints evaluated and
+    corrected for: the DEF- bones, which deform the mesh, point where the person's limbs point, and
+    their ankles hold where the person's feet are planted (in a process of its own: rigify_check.py)."""
     import addon_utils
 
-    # Rigify reads its own preferences when it registers, so it must be enabled in them (default_set);
-    # they are never saved from here.
-    bpy.context.preferences.use_preferences_save = False
-    if addon_utils.enable("rigify", default_set=True) is None:
+    if not any(m.__name__ == "rigify" for m in addon_utils.modules()):
         pytest.skip("this Blender has no Rigify add-on")
-    try:
-        bpy.ops.object.armature_human_metarig_add()
-        bpy.ops.pose.rigify_generate()
-        bpy.ops.object.mode_set(mode='OBJECT')
-        yield bpy.context.active_object
-    finally:
-        addon_utils.disable("rigify", default_set=True)
-
-
-def test_a_generated_rigify_rig_moves_its_deform_bones_with_the_person(addon, walker, rigify_rig):
-    """Keyed through its FK controls (auto mapping picks them), the rig's constraints evaluated and
-    corrected for: the DEF- bones, which deform the mesh, point where the person's limbs point."""
-    report = retarget_armature(bpy.context, walker, rigify_rig, "auto", plant_feet=False)
-    assert report.mapping == "rigify_fk" and report.switched_to_fk >= 4
-    assert rigify_rig.pose.bones["thigh_parent.L"]["IK_FK"] == 1.0
-    start, end = (int(x) for x in walker.animation_data.action.frame_range)
-    frames = np.linspace(start, end, SAMPLED).round().astype(int)
-    errors = _limb_error(walker, rigify_rig, PRESETS["rigify"], _limbs("rigify"), frames)
-    assert errors.max() < 2.0, f"a deform bone is {errors.max():.2f} degrees off the person's limb"
-    # Planted feet, worked out on the evaluated DEF- legs: the ankles hold within 1 cm.
-    retarget_armature(bpy.context, walker, rigify_rig, "auto")
-    drift = _planted_drift(walker, rigify_rig, PRESETS["rigify"], start, end)
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("rigify_check.py")), str(ref)],
+                          capture_output=True, text=True, timeout=300)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0, result.get("error", proc.stderr[-2000:])
+    assert result["mapping"] == "rigify_fk" and result["switched"] >= 4 and result["ik_fk"] == 1.0
+    assert result["limbs_deg"] < 2.0, f"a deform bone is {result['limbs_deg']:.2f} degrees off the person's limb"
+    drift = result["planted_drift_m"]
     assert drift < 0.01, f"a DEF- ankle moved {drift * 100:.2f} cm while the person's foot was planted"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 import pytest
+from retarget_checks import heads, make_armature
 from test_bpy_batch import batch, error_lines
-from test_bpy_retarget import make_armature
 from ufbx_reader import fbx_tree
 
 from staf_blender.retarget import PRESETS, SMPL_AIM_CHILD
@@ -47,10 +47,6 @@ def hero_blend(path, preset: str = "ue5", name: str = "Mannequin") -> None:
     bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
 
 
-def _world_heads(arm, names):
-    return np.array([list(arm.matrix_world @ arm.pose.bones[n].head) for n in names])
-
-
 def test_fbx_character_through_batch_and_back_through_ufbx(ref, tmp_path):
     hero_fbx(tmp_path / "hero.fbx")
     out = tmp_path / "out"
@@ -74,10 +70,10 @@ def test_fbx_character_through_batch_and_back_through_ufbx(ref, tmp_path):
     worst_fbx = worst_limb = 0.0
     for i, frame in enumerate(frames):
         bpy.context.scene.frame_set(frame)
-        here = _world_heads(hero, bones)
+        here = heads(hero, bones)
         worst_fbx = max(worst_fbx, np.abs(np.array([tree["positions"][b][i] for b in bones]) - here).max())
-        src = _world_heads(source, [j for limb in limbs for j in limb])
-        tgt = _world_heads(hero, [table[j] for limb in limbs for j in limb])
+        src = heads(source, [j for limb in limbs for j in limb])
+        tgt = heads(hero, [table[j] for limb in limbs for j in limb])
         a, b = src[1::2] - src[0::2], tgt[1::2] - tgt[0::2]
         cos = np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
         worst_limb = max(worst_limb, np.degrees(np.arccos(np.clip(cos, -1, 1))).max())
