@@ -67,7 +67,7 @@ def test_the_planted_ankle_moves_as_the_source_ankle_on_longer_legs(name):
             moved = posed[start:end, ankle, :3, 3] - posed[start, ankle, :3, 3]
             return np.linalg.norm(moved - (source_ankle[start:end] - source_ankle[start]), axis=-1).max()
 
-        assert slip(free) > 0.01, "the test's proportions should make the unplanted ankle slide"
+        assert slip(free) > 0.005, "the test's proportions should make the unplanted ankle slide"
         assert slip(held) < 1e-3, f"planted ankle slid {slip(held) * 1000:.2f} mm in frames {start}-{end}"
     # The foot's orientation is the free solve's; the other leg and every frame away from a contact are too.
     np.testing.assert_allclose(held[:, ankle, :3, :3], free[:, ankle, :3, :3], atol=1e-9)
