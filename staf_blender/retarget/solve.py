@@ -166,12 +166,7 @@ def _orientations(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[s
                   source_root: np.ndarray | None, align: np.ndarray | None, planted: Mapping[str, np.ndarray] | None
                   ) -> tuple[dict[int, np.ndarray], str, np.ndarray, float]:
     """(wanted armature-space orientation per mapped target bone index, root bone, its offset, scale)."""
-    pose = np.asarray(source_pose, np.float64)
-    if pose.ndim == 3 and pose.shape[-1] == 4:
-        pose = quaternion_to_matrix(pose)
-    if pose.ndim != 4 or pose.shape[1:] != (len(source.names), 3, 3):
-        raise AddonError(f"source pose: expected (frames, {len(source.names)}, 3, 3) or (frames, "
-                         f"{len(source.names)}, 4), got {np.shape(source_pose)}", EXIT_BAD_INPUT)
+    pose = _pose_matrices(source, source_pose)
     frames = pose.shape[0]
     align = np.eye(3) if align is None else np.asarray(align, np.float64)
     unknown = [joint for joint in mapping if joint not in SMPL_JOINT_NAMES]
@@ -197,6 +192,17 @@ def _orientations(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[s
         follow = _source_ankles(source, pose, source_root, align, scale, frames)
         plant_feet(target, legs, wanted, root, offset, flags, align @ np.array([0.0, -1.0, 0.0]), follow)
     return wanted, root_bone, offset, scale
+
+
+def _pose_matrices(source: RestSkeleton, source_pose: np.ndarray) -> np.ndarray:
+    """The source pose as orientation matrices (F, Bs, 3, 3), from matrices or quaternions (F, Bs, 4)."""
+    pose = np.asarray(source_pose, np.float64)
+    if pose.ndim == 3 and pose.shape[-1] == 4:
+        pose = quaternion_to_matrix(pose)
+    if pose.ndim != 4 or pose.shape[1:] != (len(source.names), 3, 3):
+        raise AddonError(f"source pose: expected (frames, {len(source.names)}, 3, 3) or (frames, "
+                         f"{len(source.names)}, 4), got {np.shape(source_pose)}", EXIT_BAD_INPUT)
+    return pose
 
 
 def _root_offset(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[str, str],
@@ -235,9 +241,7 @@ def source_ankles(source: RestSkeleton, target: RestSkeleton, mapping: Mapping[s
                   source_root: np.ndarray | None = None, align: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The source's ankles per frame {side: (F, 3)} in the target's armature space, scaled by the
     hip heights as the translation is: what a planted target ankle follows."""
-    pose = np.asarray(source_pose, np.float64)
-    if pose.ndim == 3 and pose.shape[-1] == 4:
-        pose = quaternion_to_matrix(pose)
+    pose = _pose_matrices(source, source_pose)
     align = np.eye(3) if align is None else np.asarray(align, np.float64)
     _, _, scale = _root_offset(source, target, mapping, source_root, align, pose.shape[0])
     return _source_ankles(source, pose, source_root, align, scale, pose.shape[0])
