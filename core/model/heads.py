@@ -9,18 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.model.geometry import project_to_crop
+from core.model.sampling import at_least_float32, bilinear_taps, gather_taps, sample_points
 
-__all__ = ["PointFeatures", "Regressor", "SmplEstimate", "sample_map"]
+__all__ = ["PointFeatures", "Regressor", "SmplEstimate"]
 
 N_JOINTS = 24
 POSE_DIM = N_JOINTS * 6
 SHAPE_DIM = 10
 CAM_DIM = 3
-
-
-def sample_map(feature_map: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Bilinearly sample a map (B, C, H, W) at points (B, N, 2) in [-1, 1] (x, y) -> (B, C, N)."""
-    return F.grid_sample(feature_map, points.unsqueeze(2), align_corners=True).squeeze(-1)
 
 
 class PointFeatures(nn.Module):
@@ -43,20 +39,20 @@ class PointFeatures(nn.Module):
         self.n_layers = len(widths)
 
     def reduce(self, sampled: torch.Tensor) -> torch.Tensor:
-        """(B, 256, N) sampled features -> (B, 5 N)."""
+        """(B, N, 256) sampled features, point-major -> (B, 5 N), channel-major."""
         y = sampled
         for i in range(self.n_layers):
             conv = getattr(self, f"conv{i}")
-            y = conv(y if i == 0 else torch.cat((y, sampled), dim=1))
+            y = F.linear(y if i == 0 else torch.cat((y, sampled), dim=-1), conv.weight[:, :, 0], conv.bias)
             y = self._activation(i, y)
-        return y.flatten(1)
+        return y.transpose(1, 2).flatten(1)
 
     def _activation(self, i: int, y: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(y, 0.01) if i < self.n_layers - 1 else F.relu(y)
 
     def at_points(self, feature_map: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Features at fixed points: map (B, 256, H, W), points (B, N, 2) -> (B, 5 N)."""
-        return self.reduce(sample_map(feature_map, points))
+        return self.reduce(sample_points(feature_map, points))
 
     def downsample(self, vertices: torch.Tensor) -> torch.Tensor:
         """Full meshes (B, 6890, 3) -> the 431 sampling vertices (B, 431, 3), as one matrix product."""
@@ -92,25 +88,32 @@ class PointFeatures(nn.Module):
     # first lets a frame's map be shared by every window that samples it.
 
     def premultiply(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """Map (B, 256, H, W) -> (B, 128 + 64 + 5, H, W): each layer's weights on the sampled input."""
+        """Map (B, 256, H, W) -> at least float32 (B, H, W, 128 + 64 + 5): each layer's weights on the sampled input."""
         c = self.conv0.in_channels
         w = torch.cat([getattr(self, f"conv{i}").weight[:, -c:, 0] for i in range(self.n_layers)])
-        return F.conv2d(feature_map, w[:, :, None, None])
+        return at_least_float32(F.linear(feature_map.permute(0, 2, 3, 1), w))
 
-    def on_points_premultiplied(self, premultiplied: torch.Tensor, points: torch.Tensor,
-                                cam: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`on_points` for a map passed through :meth:`premultiply` first."""
-        sampled = sample_map(premultiplied, project_to_crop(points, cam))
+    def sample_premultiplied(self, premultiplied: torch.Tensor, frame: torch.Tensor, points: torch.Tensor,
+                             cam: torch.Tensor) -> torch.Tensor:
+        """Premultiplied maps (F, H, W, C) sampled where mesh points (P, N, 3) project under crop
+        cameras (P, 3), row p on map ``frame[p]`` -> (P, N, C)."""
+        n, h, w, c = premultiplied.shape
+        index, weight = bilinear_taps(project_to_crop(points, cam), h, w)
+        index = index + (frame * (h * w))[:, None, None]
+        return gather_taps(premultiplied.reshape(n * h * w, c), index, weight)
+
+    def finish_premultiplied(self, sampled: torch.Tensor) -> torch.Tensor:
+        """The point features (P, 5 N) from sampled premultiplied channels (P, N, C)."""
         y = None
         offset = 0
         for i in range(self.n_layers):
             conv = getattr(self, f"conv{i}")
-            part = sampled[:, offset:offset + conv.out_channels] + conv.bias[:, None]
+            part = sampled[..., offset:offset + conv.out_channels] + conv.bias
             offset += conv.out_channels
             if y is not None:
-                part = part + F.conv1d(y, conv.weight[:, : y.shape[1]])
+                part = part + F.linear(y, conv.weight[:, : y.shape[-1], 0])
             y = self._activation(i, part)
-        return y.flatten(1)
+        return y.transpose(1, 2).flatten(1)
 
 
 @dataclass(frozen=True)

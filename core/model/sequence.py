@@ -12,8 +12,9 @@ first transposed convolution is linear, its output for the mean equals the mean 
 outputs already cached, so only the BN/ReLU and the later blocks run per window. Likewise stage-1
 sampling is linear in the map, so each frame's second map is multiplied once by the parts of the
 point MLP that read the sampled channels (197 instead of 256 channels, sampled per window). TCFM
-onwards depends on the whole window and runs per window, batched. Frames are streamed: only the frames the
-next batch of windows needs are kept, so memory does not grow with clip length.
+onwards depends on the whole window and runs per window, batched; stage 2 decodes only the pixels it
+samples (:mod:`core.model.sparse_decode`). Frames are streamed: only the frames the next batch of
+windows needs are kept, so memory does not grow with clip length.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class _FrameCache:
         self.lo = 0
         self.pre14: torch.Tensor | None = None  # first deconvolution, before BN: (n, 256, 14, 14)
         self.grid: torch.Tensor | None = None  # stage-0 grid features (n, 2205)
-        self.pre28: torch.Tensor | None = None  # second decoder map, premultiplied: (n, 197, 28, 28)
+        self.pre28: torch.Tensor | None = None  # second decoder map, premultiplied: (n, 28, 28, 197)
 
     @property
     def hi(self) -> int:
@@ -148,25 +149,39 @@ class SequenceRunner:
         net = self.net
         pre14 = net.deconv(0, features)
         map14 = net.activate(0, pre14)
-        # Kept in float32: under autocast the sampler converts its input, and nine windows read each frame.
-        pre28 = net.maf_extractor[1].premultiply(net.decode(1, map14)).float()
+        # Float32 rows (F, 28, 28, 197): nine windows sample each frame's map.
+        pre28 = net.maf_extractor[1].premultiply(net.decode(1, map14))
         cache.append(pre14, net.grid_features(map14), pre28)
 
     def _windows(self, cache: _FrameCache, first: int, count: int, n_frames: int | None) -> FrameResults:
         net = self.net
         targets = torch.arange(first, first + count, device=cache.pre14.device)
         local = window_indices(targets, n_frames) - cache.lo
-        # The target frame: APM mean, pushed through the decoder per window.
-        map14 = net.activate(0, cache.pre14[local].mean(1))
+        # The target frame: APM mean, pushed through the decoder per window. The mean is one matrix
+        # product of per-window frame counts (exact in any float type) with the cached frames.
+        counts = torch.zeros(count, cache.hi - cache.lo, device=local.device)
+        counts.scatter_add_(1, local, torch.ones(local.shape, device=local.device))
+        n, c, h, w = cache.pre14.shape
+        rows14 = cache.pre14.permute(0, 2, 3, 1).reshape(n, -1)  # a view when channels-last
+        mean14 = (counts.to(rows14.dtype) @ rows14) / SEQ_LEN
+        map14 = net.activate(0, mean14.reshape(count, h, w, c).permute(0, 3, 1, 2))
         map28_t = net.decode(1, map14)
         grid = cache.grid[local]
         grid[:, TARGET] = net.grid_features(map14)
         est0, points0 = net.stage0(self.body, grid)
         extractor = net.maf_extractor[1]
-        pre28 = cache.pre28[local]
-        pre28[:, TARGET] = extractor.premultiply(map28_t)
-        mesh1 = extractor.on_points_premultiplied(pre28.flatten(0, 1), points0, est0.cam).reshape(count, SEQ_LEN, -1)
-        out = net.stages12(self.body, mesh1, est0.select(slice(TARGET, None, SEQ_LEN)), net.decode(2, map28_t))
+        points0 = points0.reshape(count, SEQ_LEN, *points0.shape[1:])
+        cam0 = est0.cam.reshape(count, SEQ_LEN, -1)
+        # The other eight frames read their cached maps; the target reads the window's own.
+        others = [i for i in range(SEQ_LEN) if i != TARGET]
+        mesh_others = extractor.finish_premultiplied(extractor.sample_premultiplied(
+            cache.pre28, local[:, others].flatten(), points0[:, others].flatten(0, 1),
+            cam0[:, others].flatten(0, 1))).reshape(count, len(others), -1)
+        mesh_target = extractor.finish_premultiplied(extractor.sample_premultiplied(
+            extractor.premultiply(map28_t), torch.arange(count, device=local.device), points0[:, TARGET],
+            cam0[:, TARGET]))
+        mesh1 = torch.cat((mesh_others[:, :TARGET], mesh_target[:, None], mesh_others[:, TARGET:]), 1)
+        out = net.stages12(self.body, mesh1, est0.select(slice(TARGET, None, SEQ_LEN)), map28_t)
         return FrameResults.from_output(first, out, self.keep_vertices)
 
 

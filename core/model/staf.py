@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from core.model.fusion import SAFM, TCFM
-from core.model.geometry import rot6d_to_rotmat
+from core.model.geometry import project_to_crop, rot6d_to_rotmat
 from core.model.heads import N_JOINTS, PointFeatures, Regressor, SmplEstimate
+from core.model.sparse_decode import decode_at_points
 
 __all__ = ["SEQ_LEN", "TARGET", "Body", "Staf", "StafOutput"]
 
@@ -145,15 +146,27 @@ class Staf(nn.Module):
         estimate = self.regressor[0](fused, self.regressor[0].initial(b * t))
         return estimate, self.mesh_points(body, estimate, 1)
 
+    def stage2_features(self, map28: torch.Tensor, points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        """Stage-2 point features (B, 2155): the third decoder block on the second maps (B, 256, 28, 28),
+        sampled where points (B, 431, 3) project under crop cameras (B, 3). Without autograd only the
+        pixels sampled are decoded (:mod:`core.model.sparse_decode`); with it, the whole map."""
+        extractor = self.maf_extractor[2]
+        if torch.is_grad_enabled() or self.deconv_layers[7].training:
+            return extractor.on_points(self.decode(2, map28), points, cam)
+        conv = self.deconv_layers[6]
+        if conv.weight.is_contiguous(memory_format=torch.channels_last):
+            map28 = map28.contiguous(memory_format=torch.channels_last)
+        return extractor.reduce(decode_at_points(conv, self.deconv_layers[7], map28, project_to_crop(points, cam)))
+
     def stages12(self, body: Body, mesh_feats: torch.Tensor, stage0_target: SmplEstimate,
-                 map56: torch.Tensor) -> StafOutput:
-        """SAFM, regressor 1, stage-2 sampling on the target's 56 x 56 map and regressor 2.
+                 map28: torch.Tensor) -> StafOutput:
+        """SAFM, regressor 1, stage-2 sampling of the target's third decoder map and regressor 2.
 
         mesh_feats: (B, 9, 2155) stage-1 features; stage0_target: the target frames' stage-0
-        estimate; map56: (B, 256, 56, 56) the target frames' third decoder map.
+        estimate; map28: (B, 256, 28, 28) the target frames' second decoder map.
         """
         est1 = self.regressor[1](self.safm(mesh_feats), stage0_target)
-        feats2 = self.maf_extractor[2].on_points(map56, self.mesh_points(body, est1, 2), est1.cam)
+        feats2 = self.stage2_features(map28, self.mesh_points(body, est1, 2), est1.cam)
         est2 = self.regressor[2](feats2, est1)
         return self.finish(body, est2)
 
@@ -170,5 +183,5 @@ class Staf(nn.Module):
         est0, points0 = self.stage0(body, self.grid_features(map14).reshape(b, t, -1))
         map28 = self.decode(1, map14)
         mesh1 = self.maf_extractor[1].on_points(map28, points0, est0.cam).reshape(b, t, -1)
-        map56 = self.decode(2, map28.reshape(b, t, *map28.shape[1:])[:, TARGET])
-        return self.stages12(body, mesh1, est0.select(slice(TARGET, None, t)), map56)
+        target28 = map28.reshape(b, t, *map28.shape[1:])[:, TARGET]
+        return self.stages12(body, mesh1, est0.select(slice(TARGET, None, t)), target28)
