@@ -93,3 +93,23 @@ def test_forward_gives_finite_smpl_for_each_window(models):
         assert torch.isfinite(t).all()
     with pytest.raises(ValueError, match="9 frames"):
         models.staf(feats[:, :5], models.body)
+
+
+def test_folded_backbone_equals_the_plain_one():
+    from core.model.backbone import fold_batch_norms
+
+    torch.manual_seed(5)
+    net = ResNet50Features().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1, 0.2)
+                m.bias.normal_(0, 0.2)
+        folded = fold_batch_norms(net)
+        x = torch.randn(2, 3, 224, 224)
+        plain, fast = net(x), folded(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+    assert (fast - plain).abs().max().item() <= 1e-4 * plain.abs().max().item()
