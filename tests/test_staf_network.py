@@ -113,3 +113,16 @@ def test_folded_backbone_equals_the_plain_one():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
     assert (fast - plain).abs().max().item() <= 1e-4 * plain.abs().max().item()
+
+
+def test_features_in_cpu_chunks_equal_one_crop_at_a_time(models):
+    from core.model.load import CPU_BACKBONE_CHUNK
+
+    n = 2 * CPU_BACKBONE_CHUNK + 3  # two whole chunks and a short one
+    crops = torch.randn(n, 3, 224, 224)
+    with torch.no_grad():
+        chunked = models.features(crops)
+        alone = torch.cat([models.backbone(crops[i:i + 1].contiguous(memory_format=torch.channels_last))
+                           for i in range(n)])
+    assert chunked.shape == (n, 2048, 7, 7)
+    assert (chunked - alone).abs().max().item() <= 1e-4 * alone.abs().max().item()

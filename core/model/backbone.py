@@ -41,7 +41,8 @@ class Bottleneck(nn.Module):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return self.relu(y + identity)
+        y += identity  # in place: one 4-byte pass over the block's output fewer (autograd-safe here)
+        return self.relu(y)
 
 
 class ResNet50Features(nn.Module):
@@ -66,14 +67,15 @@ class ResNet50Features(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def fold_batch_norms(net: nn.Module) -> nn.Module:
-    """Inference copy of ``net`` (eval mode) with every batch norm that follows a convolution folded
+def fold_batch_norms(net: nn.Module, *, in_place: bool = False) -> nn.Module:
+    """Inference version of ``net`` (eval mode) with every batch norm that follows a convolution folded
     into it: one pass over memory fewer per layer, about 8-12 % faster on CPU. Its state dict is no
-    longer the release's layout, so load weights first and fold after."""
+    longer the release's layout, so load weights first and fold after. A copy unless ``in_place``
+    (which spares copying 25 M weights when the caller keeps only the folded network)."""
     import copy
     import itertools
 
-    folded = copy.deepcopy(net).eval()
+    folded = (net if in_place else copy.deepcopy(net)).eval()
 
     def fold(module: nn.Module) -> None:
         names = list(module._modules)

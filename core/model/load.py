@@ -13,11 +13,15 @@ from core.model.checkpoint import load_backbone_weights, load_staf_weights
 from core.model.sequence import SequenceRunner
 from core.model.staf import Staf
 
-__all__ = ["BACKBONE_FILE", "PRECISION_DTYPES", "STAF_FILE", "StafModels", "autocast_for", "load_models",
-           "load_models_cached", "resolve_device"]
+__all__ = ["BACKBONE_FILE", "CPU_BACKBONE_CHUNK", "PRECISION_DTYPES", "STAF_FILE", "StafModels", "autocast_for",
+           "load_models", "load_models_cached", "resolve_device"]
 
 STAF_FILE = "3dpw_model_best.pth.tar"
 BACKBONE_FILE = "base_model.pt"
+
+#: Frames per backbone call on CPU: a chunk's activations then stay within the caches (and below
+#: glibc's mmap threshold); 8 ran 5-10 % faster than 16 at fp32 and bf16 on a 2-core AVX-512 machine.
+CPU_BACKBONE_CHUNK = 8
 
 #: ``--precision`` names -> autocast dtype (None: plain float32).
 PRECISION_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -59,7 +63,9 @@ class StafModels:
         if self.backbone is None:
             raise RuntimeError("these models were loaded without the backbone")
         x = crops.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return self.backbone(x).contiguous()
+        if self.device.type != "cpu" or len(x) <= CPU_BACKBONE_CHUNK:
+            return self.backbone(x).contiguous()
+        return torch.cat([self.backbone(part).contiguous() for part in x.split(CPU_BACKBONE_CHUNK)])
 
     def runner(self, **options) -> SequenceRunner:
         """A whole-clip runner over these models (options as :class:`SequenceRunner`)."""
@@ -85,7 +91,7 @@ def load_models(assets: Path, *, device: torch.device | str = "cpu", with_backbo
         backbone = ResNet50Features()
         load_backbone_weights(backbone, assets / BACKBONE_FILE)
         # channels_last runs ResNet-50 about 15 % faster on CPU and is the fast layout on GPU too.
-        backbone = fold_batch_norms(backbone.eval()).to(device, memory_format=torch.channels_last)
+        backbone = fold_batch_norms(backbone, in_place=True).to(device, memory_format=torch.channels_last)
     return StafModels(backbone, staf.to(device).use_channels_last().eval(), body.to(device).eval(), device)
 
 
