@@ -32,7 +32,10 @@ from core.video import DecodedFrame, VideoInfo, iter_decoded
 
 __all__ = ["CropFrame", "DecodingWorker", "crops_from_worker", "detector_threads", "iter_crops"]
 
-_QUEUE_ITEMS = 48  # crops in flight between the worker and the networks (~7 MB for one person)
+# Frames of crops in flight between the worker and the networks (~18 MB for one person): enough that
+# the worker goes on decoding through the main process's start-up (imports and weights, ~5 s on
+# 2 cores) instead of waiting on a full queue; it was idle ~1.5 s of a run with 48.
+_QUEUE_ITEMS = 120
 _POLL_SECONDS = 0.5
 
 
