@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.allocator import tune_allocator
 from core.camera import CROP_SIZE
 from core.crops import crop_person
 from core.errors import StafError
@@ -105,6 +106,7 @@ def _produce(out: mp.Queue, info: VideoInfo, start: int, end: int | None, opts: 
              crop_scale: float, threads: int, parent: int) -> None:
     """The worker's body: everything goes through ``out``; errors as ("error", exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides; it stops us on Ctrl-C
+    tune_allocator()  # a frame is megabytes: reuse heap pages rather than map new ones per frame
     try:
         for item in iter_crops(info, start, end, opts, crop_scale=crop_scale, threads=threads):
             _put(out, ("frame" if isinstance(item, CropFrame) else "people", item), parent)

