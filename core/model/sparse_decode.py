@@ -58,10 +58,10 @@ def decode_at_points(conv: nn.ConvTranspose2d, norm: nn.BatchNorm2d, x: torch.Te
     cols = torch.stack((xx // 2 + px, xx // 2 + px - 1), 1)
     iy = rows[:, :, None].expand(-1, 2, 2).reshape(-1, 4)
     ix = cols[:, None, :].expand(-1, 2, 2).reshape(-1, 4)
-    valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    source = image[:, None] * (h * w) + iy.clamp(0, h - 1) * w + ix.clamp(0, w - 1)
-    table = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view when x is channels-last
-    gathered = (table[source] * valid[..., None].to(table.dtype)).reshape(-1, 4 * c)
+    # Input pixels run from -1 to h (and w): a zero border around each map stands for the ones outside.
+    table = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).reshape(-1, c)  # (b * (h+2) * (w+2), c)
+    source = image[:, None] * ((h + 2) * (w + 2)) + (iy + 1) * (w + 2) + (ix + 1)
+    gathered = table.index_select(0, source.reshape(-1)).reshape(-1, 4 * c)
     weights = _class_weights(conv)
     counts = torch.bincount(klass, minlength=4).tolist()
     parts = [part @ weights[k] for k, part in enumerate(gathered.split(counts)) if counts[k]]
