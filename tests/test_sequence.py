@@ -47,7 +47,8 @@ def test_window_indices_repeat_the_nearest_real_frame():
     assert window_indices(torch.tensor([0]), 1)[0].tolist() == [0] * 9
 
 
-@pytest.mark.parametrize("n_frames, per_batch", [(23, 8), (5, 16), (1, 16)])
+# 23 and 40 frames pass through the frame cache's ring (22 and 18 slots) once and twice.
+@pytest.mark.parametrize("n_frames, per_batch", [(23, 8), (40, 4), (5, 16), (1, 16)])
 def test_reuse_equals_per_window_evaluation(models, full_scale_staf, n_frames, per_batch):
     feats = _features(n_frames)
     naive = run_per_window(full_scale_staf, models.body, feats, windows_per_batch=per_batch)
@@ -66,6 +67,22 @@ def test_streaming_in_uneven_chunks_gives_the_same_result(models):
     assert parts[0].vertices is None
     joined = torch.cat([p.joints for p in parts])
     assert torch.allclose(joined, whole.joints, atol=TOL)
+
+
+def test_frame_cache_keeps_its_buffers_however_long_the_clip(models):
+    runner = models.runner(windows_per_batch=4, frames_per_batch=5, keep_vertices=False)
+    feats = _features(60, seed=2)
+    with torch.inference_mode():
+        segment = runner.segment()
+        got = segment.feed(feats[:7])
+        buffers = [t.data_ptr() for t in (segment._cache.pre14, segment._cache.grid, segment._cache.pre28)]
+        for first in range(7, 60, 7):
+            got += segment.feed(feats[first:first + 7])
+        got += segment.finish()
+        cache = segment._cache
+        assert [t.data_ptr() for t in (cache.pre14, cache.grid, cache.pre28)] == buffers
+        assert cache.pre28.shape[0] == 4 + 8 + 5
+    assert torch.allclose(torch.cat([p.joints for p in got]), runner.run(feats).joints, atol=TOL)
 
 
 def test_edge_frames_use_windows_padded_with_the_nearest_frame(models):

@@ -75,32 +75,40 @@ class FrameResults:
 
 
 class _FrameCache:
-    """Per-frame results for a contiguous range [lo, hi) of frames."""
+    """Per-frame results for a contiguous range [lo, hi) of frames, in fixed ring buffers.
 
-    def __init__(self) -> None:
-        self.lo = 0
-        self.pre14: torch.Tensor | None = None  # first deconvolution, before BN: (n, 256, 14, 14)
-        self.grid: torch.Tensor | None = None  # stage-0 grid features (n, 2205)
-        self.pre28: torch.Tensor | None = None  # second decoder map, premultiplied: (n, 28, 28, 197)
+    Frame f lives in slot ``f % capacity``. The buffers are allocated once, at the first frames:
+    growing them by concatenation made blocks of ever-changing sizes, and glibc's heap fragmented
+    with clip length (+90 MiB resident from 1,000 to 3,000 frames).
+    """
 
-    @property
-    def hi(self) -> int:
-        return self.lo + (0 if self.pre14 is None else self.pre14.shape[0])
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.lo = self.hi = 0
+        self.pre14: torch.Tensor | None = None  # first deconvolution, before BN: (C, 256, 14, 14) channels-last
+        self.grid: torch.Tensor | None = None  # stage-0 grid features (C, 2205)
+        self.pre28: torch.Tensor | None = None  # second decoder map, premultiplied: (C, 28, 28, 197)
+
+    def slots(self, frames: torch.Tensor) -> torch.Tensor:
+        """Buffer rows of (cached) frame numbers."""
+        return frames % self.capacity
 
     def append(self, pre14: torch.Tensor, grid: torch.Tensor, pre28: torch.Tensor) -> None:
+        n = pre14.shape[0]
+        if self.hi + n - self.lo > self.capacity:
+            raise RuntimeError(f"frame cache over capacity ({self.hi + n - self.lo} > {self.capacity})")
         if self.pre14 is None:
-            self.pre14, self.grid, self.pre28 = pre14, grid, pre28
-        else:
-            self.pre14 = torch.cat((self.pre14, pre14))
-            self.grid = torch.cat((self.grid, grid))
-            self.pre28 = torch.cat((self.pre28, pre28))
+            _, c, h, w = pre14.shape
+            self.pre14 = pre14.new_zeros((self.capacity, h, w, c)).permute(0, 3, 1, 2)
+            self.grid = grid.new_zeros((self.capacity, *grid.shape[1:]))
+            self.pre28 = pre28.new_zeros((self.capacity, *pre28.shape[1:]))
+        rows = self.slots(torch.arange(self.hi, self.hi + n, device=pre14.device))
+        self.pre14[rows], self.grid[rows], self.pre28[rows] = pre14, grid, pre28
+        self.hi += n
 
     def drop_before(self, frame: int) -> None:
         """Forget frames before ``frame``."""
-        cut = frame - self.lo
-        if cut > 0 and self.pre14 is not None:
-            self.pre14, self.grid, self.pre28 = self.pre14[cut:], self.grid[cut:], self.pre28[cut:]
-            self.lo = frame
+        self.lo = max(self.lo, min(frame, self.hi))
 
 
 class SequenceRunner:
@@ -156,13 +164,14 @@ class SequenceRunner:
     def _windows(self, cache: _FrameCache, first: int, count: int, n_frames: int | None) -> FrameResults:
         net = self.net
         targets = torch.arange(first, first + count, device=cache.pre14.device)
-        local = window_indices(targets, n_frames) - cache.lo
+        local = cache.slots(window_indices(targets, n_frames))
         # The target frame: APM mean, pushed through the decoder per window. The mean is one matrix
-        # product of per-window frame counts (exact in any float type) with the cached frames.
-        counts = torch.zeros(count, cache.hi - cache.lo, device=local.device)
+        # product of per-window frame counts (exact in any float type) with the cached frames; slots
+        # outside the windows count zero (they hold finite values of frames already seen, or zeros).
+        counts = torch.zeros(count, cache.capacity, device=local.device)
         counts.scatter_add_(1, local, torch.ones(local.shape, device=local.device))
         n, c, h, w = cache.pre14.shape
-        rows14 = cache.pre14.permute(0, 2, 3, 1).reshape(n, -1)  # a view when channels-last
+        rows14 = cache.pre14.permute(0, 2, 3, 1).reshape(n, -1)  # a view: the buffer is channels-last
         mean14 = (counts.to(rows14.dtype) @ rows14) / SEQ_LEN
         map14 = net.activate(0, mean14.reshape(count, h, w, c).permute(0, 3, 1, 2))
         map28_t = net.decode(1, map14)
@@ -191,7 +200,9 @@ class SegmentStream:
 
     def __init__(self, runner: SequenceRunner) -> None:
         self._runner = runner
-        self._cache = _FrameCache()
+        # Enough for the windows still waiting (fewer than a batch, with their 2 x HALF neighbours)
+        # and one more part of frames: feed() runs windows after every part.
+        self._cache = _FrameCache(runner.windows_per_batch + 2 * HALF + runner.frames_per_batch)
         self._next = 0
 
     def feed(self, chunk: torch.Tensor) -> list[FrameResults]:
@@ -199,11 +210,11 @@ class SegmentStream:
         runner, cache, out = self._runner, self._cache, []
         for part in chunk.split(runner.frames_per_batch):
             runner._add_frames(cache, part)
-        # Windows whose last frame has arrived need no clamping at the end.
-        while cache.hi - HALF - self._next >= runner.windows_per_batch:
-            out.append(runner._windows(cache, self._next, runner.windows_per_batch, None))
-            self._next += runner.windows_per_batch
-            cache.drop_before(self._next - HALF)
+            # Windows whose last frame has arrived need no clamping at the end.
+            while cache.hi - HALF - self._next >= runner.windows_per_batch:
+                out.append(runner._windows(cache, self._next, runner.windows_per_batch, None))
+                self._next += runner.windows_per_batch
+                cache.drop_before(self._next - HALF)
         return out
 
     def finish(self) -> list[FrameResults]:
