@@ -77,9 +77,9 @@ class FrameResults:
 class _FrameCache:
     """Per-frame results for a contiguous range [lo, hi) of frames, in fixed ring buffers.
 
-    Frame f lives in slot ``f % capacity``. The buffers are allocated once, at the first frames:
-    growing them by concatenation made blocks of ever-changing sizes, and glibc's heap fragmented
-    with clip length (+90 MiB resident from 1,000 to 3,000 frames).
+    Frame f lives in slot ``f % capacity``. The buffers are allocated once, at the first frames, so
+    their memory is fixed by the batch sizes and no batch copies the whole cache (regrowing it by
+    concatenation did). This did not stop the main process's heap from growing with clip length.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -167,7 +167,7 @@ class SequenceRunner:
         local = cache.slots(window_indices(targets, n_frames))
         # The target frame: APM mean, pushed through the decoder per window. The mean is one matrix
         # product of per-window frame counts (exact in any float type) with the cached frames; slots
-        # outside the windows count zero (they hold finite values of frames already seen, or zeros).
+        # outside a window (zeros, or frames already seen) count zero.
         counts = torch.zeros(count, cache.capacity, device=local.device)
         counts.scatter_add_(1, local, torch.ones(local.shape, device=local.device))
         n, c, h, w = cache.pre14.shape
