@@ -18,10 +18,18 @@ Process-wide: set once by a run, in the main process and in the decoding worker.
 from __future__ import annotations
 
 import ctypes
+import math
+import mmap
 import os
 import sys
+from typing import TYPE_CHECKING
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "off_heap_array", "off_heap_zeros", "tune_allocator"]
 
 MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit systems
 TRIM_THRESHOLD = 1 << 30
@@ -52,3 +60,26 @@ def _apply() -> bool:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     # Setting the mmap threshold first also stops glibc from moving it on its own.
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def off_heap_array(count: int, dtype: np.dtype) -> np.ndarray:
+    """``count`` zeroed items of ``dtype`` in their own anonymous memory map, outside glibc's heap.
+
+    For arrays that live long among short-lived big ones (a run's results, a person's frame cache):
+    inside the heap, such a block pins it, the freed space around it is cut into pieces too small
+    for the next big block, and the heap grows with the clip's length. A map's pages are committed
+    only when written, so a map sized for a whole clip costs only the frames written."""
+    dtype = np.dtype(dtype)
+    count = max(int(count), 1)
+    return np.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype, count=count)
+
+
+def off_heap_zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A zeroed tensor as :func:`off_heap_array` places it, on CPU; elsewhere ``torch.zeros``."""
+    import torch
+
+    count = math.prod(shape)
+    if device.type != "cpu" or count == 0:
+        return torch.zeros(shape, dtype=dtype, device=device)
+    size = torch.empty((), dtype=dtype).element_size()
+    return torch.frombuffer(mmap.mmap(-1, count * size), dtype=dtype, count=count).view(shape)

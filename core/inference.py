@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from core.allocator import off_heap_array
 from core.crops import crop_person, normalise
 from core.model.load import StafModels, autocast_for
 from core.model.sequence import FrameResults, SegmentStream
@@ -110,38 +111,61 @@ class StreamedPeople:
     bodies: dict[int, BodyResults]
 
 
-class _KeyResults:
-    """One tracker identity's emitted frames: boxes, flags and STAF output per range-local frame."""
+# One frame of one tracker identity in the one-pass pipeline: its settled box and flag, STAF's output.
+_FRAME = np.dtype([("box", "f8", (4,)), ("rotmat", "f4", (24, 3, 3)), ("betas", "f4", (10,)), ("cam", "f4", (3,)),
+                   ("flag", "u1"), ("seen", "?"), ("done", "?")])
 
-    def __init__(self) -> None:
-        self.box: dict[int, np.ndarray] = {}
-        self.flag: dict[int, int] = {}
-        self.rotmat: dict[int, torch.Tensor] = {}
-        self.betas: dict[int, torch.Tensor] = {}
-        self.cam: dict[int, torch.Tensor] = {}
+
+class _KeyResults:
+    """One tracker identity's emitted frames from range-local frame ``first`` on: boxes, flags and
+    STAF output, room for ``capacity`` frames (it grows if more arrive). Off the heap, and not as
+    tensors per frame: kept for the whole run, those pinned the heap (``off_heap_array``)."""
+
+    def __init__(self, first: int, capacity: int) -> None:
+        self.first = first
+        self.rows = off_heap_array(capacity, _FRAME)
+
+    def _room(self, last: int) -> None:
+        if last - self.first >= len(self.rows):
+            grown = off_heap_array(max(2 * len(self.rows), last - self.first + 1), _FRAME)
+            grown[:len(self.rows)] = self.rows
+            self.rows = grown
+
+    def mark(self, k: int, box: np.ndarray, flag: int) -> None:
+        """Frame ``k``'s settled box and flag (its crop went to the networks)."""
+        self._room(k)
+        row = self.rows[k - self.first]
+        row["box"], row["flag"], row["seen"] = box, flag, True
 
     def put(self, first: int, part: FrameResults) -> None:
-        for i in range(len(part)):
-            k = first + part.start + i
-            self.rotmat[k], self.betas[k], self.cam[k] = (
-                t[i].float().cpu() for t in (part.rotmat, part.betas, part.cam))
+        """STAF's output for ``part`` of the run that began at range-local frame ``first``."""
+        lo = first + part.start - self.first
+        self._room(self.first + lo + len(part) - 1)
+        rows = self.rows[lo:lo + len(part)]
+        for name, t in (("rotmat", part.rotmat), ("betas", part.betas), ("cam", part.cam)):
+            rows[name] = t.float().cpu().numpy()
+        rows["done"] = True
 
 
-def _agree(person: PersonTrack, got: _KeyResults) -> tuple[PersonTrack, BodyResults] | None:
+def _agree(person: PersonTrack, got: _KeyResults | None) -> tuple[PersonTrack, BodyResults] | None:
     """The person's track restricted to (and boxed as) the frames their crops were cut from, and the
     STAF results over its rows; None if none remain. (The settled boxes equal the whole-clip clean-up
     by construction; this keeps the motion file consistent with the crops even if they did not.)"""
+    if got is None:
+        return None
     n = len(person.track.box)
+    local = person.first + np.arange(n) - got.first
+    ok = (local >= 0) & (local < len(got.rows))
+    rec = got.rows[np.where(ok, local, 0)]
+    ok &= rec["seen"] & rec["done"] & (person.track.flags != 0)
+    if not ok.any():
+        return None
     box = np.full((n, 4), np.nan)
     flags = np.zeros(n, np.uint8)
-    body = BodyResults(torch.zeros(n, 24, 3, 3), torch.zeros(n, 10), torch.zeros(n, 3))
-    for k, flag in got.flag.items():
-        row = k - person.first
-        if 0 <= row < n and person.track.flags[row] and k in got.rotmat:
-            box[row], flags[row] = got.box[k], flag
-            body.rotmat[row], body.betas[row], body.cam[row] = got.rotmat[k], got.betas[k], got.cam[k]
-    if not flags.any():
-        return None
+    rotmat, betas, cam = (np.zeros((n, *shape), np.float32) for shape in ((24, 3, 3), (10,), (3,)))
+    for out, name in ((box, "box"), (flags, "flag"), (rotmat, "rotmat"), (betas, "betas"), (cam, "cam")):
+        out[ok] = rec[name][ok]
+    body = BodyResults(torch.from_numpy(rotmat), torch.from_numpy(betas), torch.from_numpy(cam))
     return replace(person, track=Track(box, flags, tuple(runs(flags != 0)))), body
 
 
@@ -184,8 +208,9 @@ def run_staf_streaming(models: StafModels, items: Iterable, n_frames: int, *, ba
                     open_runs[key] = (item.k, runner.segment(), item.k)
                 first, stream, _ = open_runs[key]
                 open_runs[key] = (first, stream, item.k)
-                rec = got.setdefault(key, _KeyResults())
-                rec.box[item.k], rec.flag[item.k] = box, int(flag)
+                if key not in got:
+                    got[key] = _KeyResults(item.k, n_frames - item.k)
+                got[key].mark(item.k, box, int(flag))
                 pending.append((key, crop))
             if len(pending) >= batch_size:
                 flush()
@@ -198,7 +223,7 @@ def run_staf_streaming(models: StafModels, items: Iterable, n_frames: int, *, ba
         progress.advance(n_frames - done)
     people, bodies = [], {}
     for person in found.people:
-        agreed = _agree(person, got.get(person.key, _KeyResults()))
+        agreed = _agree(person, got.get(person.key))
         if agreed is not None:
             people.append(replace(agreed[0], person_id=len(people)))
             bodies[len(people) - 1] = agreed[1]

@@ -51,3 +51,51 @@ def test_tuned_allocator_reuses_pages_of_freed_big_arrays():
 def test_a_users_own_malloc_settings_are_kept():
     tuned, _ = _child("tuned", MALLOC_TRIM_THRESHOLD_="200000000")
     assert tuned == "False"
+
+
+def _mapping_of(address: int) -> str:
+    """The name of the memory mapping holding ``address`` ("" for an anonymous map)."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, *rest = line.split()
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= address < hi:
+            return rest[4] if len(rest) > 4 else ""
+    raise AssertionError(f"{address:#x} is in no mapping")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_off_heap_arrays_are_zeroed_writable_and_outside_the_heap():
+    import numpy as np
+
+    from core.allocator import off_heap_array
+
+    record = np.dtype([("box", "f8", (4,)), ("flag", "u1")])
+    rows = off_heap_array(1000, record)
+    assert rows.shape == (1000,) and rows.dtype == record
+    assert not rows["box"].any() and not rows["flag"].any()
+    rows[999]["box"] = (1, 2, 3, 4)  # a record is a view: writing it writes the array
+    assert rows["box"][999].tolist() == [1, 2, 3, 4]
+    small_on_heap = np.ones(64)  # glibc serves this from [heap]: the check below can tell the two apart
+    assert _mapping_of(small_on_heap.ctypes.data) == "[heap]"
+    assert _mapping_of(rows.ctypes.data) != "[heap]"
+    assert len(off_heap_array(0, record)) == 1  # never an empty map (mmap refuses length 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_off_heap_tensors_on_cpu_and_plain_zeros_elsewhere():
+    import torch
+
+    from core.allocator import off_heap_zeros
+
+    t = off_heap_zeros((56, 14, 14, 256), torch.bfloat16, torch.device("cpu"))
+    assert t.shape == (56, 14, 14, 256) and t.dtype == torch.bfloat16 and t.is_contiguous()
+    assert not t.any()
+    t[55] = 1.5
+    assert float(t[55].float().mean()) == 1.5 and float(t[:55].abs().sum()) == 0
+    assert _mapping_of(t.data_ptr()) != "[heap]"
+    small = off_heap_zeros((16, 64), torch.float32, torch.device("cpu"))
+    assert _mapping_of(torch.zeros(16, 64).data_ptr()) == "[heap]"  # what torch.zeros would have done
+    assert _mapping_of(small.data_ptr()) != "[heap]"
+    meta = off_heap_zeros((3, 4), torch.float32, torch.device("meta"))
+    assert meta.device.type == "meta" and meta.shape == (3, 4)
+    assert off_heap_zeros((0, 4), torch.float32, torch.device("cpu")).shape == (0, 4)

@@ -151,3 +151,46 @@ def test_worker_does_not_outlive_a_killed_run(standin_assets, tmp_path):
         time.sleep(0.2)
     assert not _alive(worker)
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_streamed_results_grow_and_agree_with_the_track_frame_by_frame():
+    """The one-pass results of one identity (kept off the heap, grown when the clip runs longer than
+    said): each track row takes the box, flag and STAF output of its own frame, and only where the
+    crop was cut, STAF ran and the track has the person."""
+    import torch
+
+    from core.inference import _agree, _KeyResults
+    from core.model.sequence import FrameResults
+    from core.people.smoothing import Track
+    from core.people.stage import PersonTrack
+
+    got = _KeyResults(5, capacity=1)  # first emitted frame 5; room for one frame, so it must grow
+    for k in range(5, 15):
+        if k != 8:
+            got.mark(k, np.array([k, k + 0.5, 10.0, 20.0]), flag=1 + k % 2)
+
+    def part(start: int, frames: range) -> FrameResults:
+        f = torch.tensor(list(frames), dtype=torch.float32)
+        return FrameResults(start, f[:, None, None, None].expand(-1, 24, 3, 3).clone(), f[:, None].repeat(1, 10),
+                            f[:, None].repeat(1, 3), torch.zeros(len(f), 24, 3), None)
+
+    got.put(5, part(0, range(5, 9)))  # the run began at frame 5: its parts count from there
+    got.put(5, part(4, range(9, 15)))
+    flags = np.ones(14, np.uint8)
+    flags[12 - 3] = 0  # the track (frames 3..16) does not have the person at frame 12
+    person = PersonTrack(0, 3, Track(np.zeros((14, 4)), flags, ((0, 9), (10, 14))), np.ones(14),
+                         np.zeros((14, 33, 3)), 0.1)
+    track, body = _agree(person, got)
+    frames = 3 + np.arange(14)
+    kept = (frames >= 5) & (frames < 15) & (frames != 8) & (frames != 12)
+    assert (track.track.flags != 0).tolist() == kept.tolist()
+    assert track.track.flags[kept].tolist() == (1 + frames[kept] % 2).tolist()
+    assert track.track.box[kept, 0].tolist() == frames[kept].tolist()
+    assert np.isnan(track.track.box[~kept]).all()
+    assert body.rotmat[kept, 5, 2, 1].tolist() == frames[kept].tolist()
+    assert body.betas[kept, 9].tolist() == frames[kept].tolist() and body.cam[kept, 2].tolist() == frames[kept].tolist()
+    assert not body.rotmat[~kept].any() and not body.cam[~kept].any()
+    assert _agree(person, None) is None
+    late = PersonTrack(0, 40, Track(np.zeros((3, 4)), np.ones(3, np.uint8), ((0, 3),)), np.ones(3),
+                       np.zeros((3, 33, 3)), 0.1)
+    assert _agree(late, got) is None  # frames the identity never reached

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.allocator import off_heap_zeros
 from core.model.staf import SEQ_LEN, TARGET, Body, Staf, StafOutput
 
 __all__ = ["FrameResults", "SegmentStream", "SequenceRunner", "run_per_window", "window_indices"]
@@ -99,9 +100,9 @@ class _FrameCache:
             raise RuntimeError(f"frame cache over capacity ({self.hi + n - self.lo} > {self.capacity})")
         if self.pre14 is None:
             _, c, h, w = pre14.shape
-            self.pre14 = pre14.new_zeros((self.capacity, h, w, c)).permute(0, 3, 1, 2)
-            self.grid = grid.new_zeros((self.capacity, *grid.shape[1:]))
-            self.pre28 = pre28.new_zeros((self.capacity, *pre28.shape[1:]))
+            self.pre14 = off_heap_zeros((self.capacity, h, w, c), pre14.dtype, pre14.device).permute(0, 3, 1, 2)
+            self.grid = off_heap_zeros((self.capacity, *grid.shape[1:]), grid.dtype, grid.device)
+            self.pre28 = off_heap_zeros((self.capacity, *pre28.shape[1:]), pre28.dtype, pre28.device)
         rows = self.slots(torch.arange(self.hi, self.hi + n, device=pre14.device))
         self.pre14[rows], self.grid[rows], self.pre28[rows] = pre14, grid, pre28
         self.hi += n
