@@ -80,7 +80,8 @@ class _FrameCache:
 
     Frame f lives in slot ``f % capacity``. The buffers are allocated once, at the first frames, so
     their memory is fixed by the batch sizes and no batch copies the whole cache (regrowing it by
-    concatenation did). This did not stop the main process's heap from growing with clip length.
+    concatenation did). On CPU they live in their own memory maps: a segment's buffers outlive many
+    batches, and inside glibc's heap they pinned it between the batches' big blocks.
     """
 
     def __init__(self, capacity: int) -> None:
