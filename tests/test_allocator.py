@@ -99,3 +99,55 @@ def test_off_heap_tensors_on_cpu_and_plain_zeros_elsewhere():
     meta = off_heap_zeros((3, 4), torch.float32, torch.device("meta"))
     assert meta.device.type == "meta" and meta.shape == (3, 4)
     assert off_heap_zeros((0, 4), torch.float32, torch.device("cpu")).shape == (0, 4)
+
+
+# A bf16 linear layer and convolution over 300 batch shapes: the growth of the heap's in-use bytes
+# from the 150th shape to the 300th, in MiB (capped caches stop growing once they are full).
+_SHAPES_CHILD = """
+import ctypes, sys
+if sys.argv[1] == "bounded":
+    from core.allocator import bound_primitive_caches
+    assert bound_primitive_caches()
+import torch
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+torch.set_num_threads(1)
+lin, conv = torch.nn.Linear(1024, 1024), torch.nn.Conv2d(64, 64, 3, padding=1)
+used = []
+with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+    for n in range(1, 301):
+        lin(torch.randn(n, 1024))
+        conv(torch.randn(1, 64, 4, n % 50 + 4))
+        if n in (150, 300):
+            used.append(libc.mallinfo2().uordblks)
+print((used[1] - used[0]) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallinfo2 is glibc's (Linux)")
+def test_bounded_primitive_caches_stop_growing_with_new_batch_shapes():
+    def growth(mode: str) -> float:
+        environ = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY",
+                                                                    "LRU_CACHE_CAPACITY")}
+        out = subprocess.run([sys.executable, "-c", _SHAPES_CHILD, mode], cwd=ROOT, env=environ,
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
+
+    unbounded = growth("default")
+    if unbounded < 20:
+        pytest.skip(f"this CPU's bf16 kernels keep little per batch shape ({unbounded:.1f} MiB over 150 shapes)")
+    assert growth("bounded") < 5 < unbounded
+
+
+def test_a_users_own_cache_capacities_are_kept(monkeypatch):
+    from core.allocator import PRIMITIVE_CACHE_CAPACITY, bound_primitive_caches
+
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "7")
+    monkeypatch.delenv("LRU_CACHE_CAPACITY", raising=False)
+    assert bound_primitive_caches()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"
+    assert os.environ["LRU_CACHE_CAPACITY"] == str(PRIMITIVE_CACHE_CAPACITY)
+    assert not bound_primitive_caches()  # nothing left to set
