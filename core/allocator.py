@@ -1,18 +1,23 @@
-"""glibc's allocator set for a run's big, short-lived arrays.
+"""Memory settings of a run: glibc's allocator, long-lived arrays kept off its heap, capped kernel caches.
 
-By default glibc serves a large block (video frames, backbone activations of 10-50 MB) by mmap and
-gives it back on free, so the next batch's block of the same size faults every page in afresh, and
-the heap is trimmed back to the OS whenever its free top passes 128 KB. A run allocates and frees
-such blocks for every batch: on the 2-core test machine that was 2-3 s of kernel time in an 18 s run
-(580,000 page faults). Serving blocks up to 32 MB from the heap and keeping up to 1 GB of it freed
-for reuse took that to 0.9 s (250,000 faults) and the run ~7 % faster. Up to 1 GB of freed heap
-then stays with the process instead of going back to the OS. Measured: the main process's peak
-grows with clip length by the same amount with these settings, without them, with a 256 MB trim
-threshold, or with ``malloc_trim`` every 256 frames (1,000 -> 3,000 frames: +80-95 MiB each), so
-the growth the peak-memory benchmark shows is not these settings'.
+**Big, short-lived arrays.** By default glibc serves a large block (video frames, backbone
+activations of 10-50 MB) by mmap and gives it back on free, so the next batch's block of the same
+size faults every page in afresh, and the heap is trimmed back to the OS whenever its free top
+passes 128 KB. A run allocates and frees such blocks for every batch: on the 2-core test machine
+that was 2-3 s of kernel time in an 18 s run (580,000 page faults). Serving blocks up to 32 MB from
+the heap and keeping up to 1 GB of it freed for reuse took that to 0.9 s (250,000 faults) and the
+run ~7 % faster; up to 1 GB of freed heap then stays with the process.
 
-Process-wide: set once by a run, in the main process and in the decoding worker. A user who sets
-``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` keeps their own values.
+**What grew with the clip's length** was not these settings (the peak grew alike without them,
+with a 256 MB trim threshold, or with ``malloc_trim`` every 256 frames). mallinfo2 showed two
+causes: blocks that live long among the batches' big ones (a run's results, a segment's frame
+ring) pinned the heap, so its free space grew with it; they now live in their own maps
+(:func:`off_heap_array`, :func:`off_heap_zeros`). And at bf16 the primitive caches of oneDNN and
+ideep kept ~27 MB for every new batch shape; they are capped (:func:`bound_primitive_caches`).
+
+Process-wide: the allocator is set once by a run, in the main process and in the decoding worker.
+A user who sets ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` or ``LRU_CACHE_CAPACITY`` keeps their own values.
 """
 
 from __future__ import annotations
