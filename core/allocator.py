@@ -47,8 +47,8 @@ _done: bool | None = None
 #: Entries kept by oneDNN's primitive cache and by ideep's (PyTorch's CPU convolutions and bf16
 #: matrix products). Both default to 1024, and at bf16 the primitives of one new batch shape held
 #: 15-30 MB in all: partial batches (each track's end) bring new shapes, so the main process grew
-#: by ~27 MB with each. 128 holds a run's steady shapes: no slower on the real clips here
-#: (17.6-20.1 s against 19.8 s, within the noise of the 2-core machine).
+#: by ~27 MB with each. 128 holds a run's steady shapes: runner.mp4 took 17.6-20.1 s against
+#: 19.8 s uncapped at bf16, and 23.6-25.1 s against 22.6-26.2 s at fp32 (the 2-core machine's noise).
 PRIMITIVE_CACHE_CAPACITY = 128
 _CACHE_SETTINGS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
