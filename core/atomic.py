@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.cancel import raise_if_cancelled
+
 __all__ = ["atomic_path"]
 
 
@@ -21,6 +23,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        raise_if_cancelled()  # a signal that a library swallowed still means nothing is written
         # mkstemp creates the file private (0600); give it the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)

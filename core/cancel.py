@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from core.errors import EXIT_CANCELLED, StafError
 
-__all__ = ["Cancelled", "cancellable", "process_signals"]
+__all__ = ["Cancelled", "cancellable", "cancelled_behind", "process_signals", "raise_if_cancelled"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -30,24 +30,57 @@ class _Once:
     """A signal handler that raises Cancelled the first time and ignores the signals after it."""
 
     def __init__(self) -> None:
-        self.fired = False
+        self.raised: Cancelled | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self.raised is not None
 
     def __call__(self, signum: int, _frame: object) -> None:
-        if self.fired:
+        if self.raised is not None:
             return
-        self.fired = True
-        raise Cancelled(f"cancelled by {signal.Signals(signum).name}; nothing was written")
+        self.raised = Cancelled(f"cancelled by {signal.Signals(signum).name}; nothing was written")
+        raise self.raised
 
 
 _process_handler: _Once | None = None  # set while a command-line run owns the signals
+_active: list[_Once] = []  # the handlers installed now, innermost last
+
+
+def _fired(handlers: list[_Once]) -> Cancelled | None:
+    return next((h.raised for h in handlers if h.raised is not None), None)
+
+
+def cancelled_behind(err: BaseException, handler: _Once | None = None) -> Cancelled | None:
+    """The cancellation that ``err`` stands for: ``err`` itself, or, once a signal has fired, the
+    :class:`Cancelled` it raised, whatever a library made of it on the way up (torch's
+    ``load_state_dict`` collects it into a RuntimeError of its own). None for a genuine error."""
+    if isinstance(err, Cancelled):
+        return err
+    return _fired([handler] if handler else _active)
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`Cancelled` if a signal has fired in this run, even where a library swallowed
+    the first one; called before an output is committed, so that "nothing was written" holds."""
+    fired = _fired(_active)
+    if fired is not None:
+        raise Cancelled(str(fired))
 
 
 @contextmanager
 def _handlers(handler: _Once) -> Iterator[None]:
     previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    _active.append(handler)
     try:
         yield
+    except Exception as err:
+        cancelled = cancelled_behind(err, handler)
+        if cancelled is None or cancelled is err:
+            raise
+        raise Cancelled(str(cancelled)) from err
     finally:
+        _active.remove(handler)
         for s, old in previous.items():
             signal.signal(s, old)
 

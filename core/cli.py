@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from core import __version__
-from core.cancel import process_signals
+from core.cancel import cancelled_behind, process_signals
 from core.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_USAGE, StafError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -61,12 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
             return args.func(args)
         except StafError as err:
+            err = cancelled_behind(err) or err  # after a signal, any failure is the cancellation's
             print(f"error: {err}", file=sys.stderr)
             return err.exit_code
         except KeyboardInterrupt:
             print("error: cancelled; nothing was written", file=sys.stderr)
             return EXIT_CANCELLED
-        except OSError as err:  # a refusal of the system no check foresaw: still one line
+        except Exception as err:
+            cancelled = cancelled_behind(err)  # a signal that a library wrapped into an error of its own
+            if cancelled is not None:
+                print(f"error: {cancelled}", file=sys.stderr)
+                return EXIT_CANCELLED
+            if not isinstance(err, OSError):
+                raise
+            # a refusal of the system no check foresaw: still one line
             where = f"{err.filename}: " if err.filename else ""
             print(f"error: {where}{err.strerror or err}", file=sys.stderr)
             return EXIT_OUTPUT if err.errno in _OS_OUTPUT else EXIT_BAD_INPUT if err.errno else EXIT_INTERNAL
