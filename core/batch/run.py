@@ -201,7 +201,7 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
     Raises StafError before anything runs when the run is refused: a bad option, an output folder
     that cannot be written, missing assets, an unusable device or a Ray cluster that does not answer.
     """
-    from core.cancel import Cancelled, cancellable
+    from core.cancel import cancellable, cancelled_behind
 
     _check_config(config)
     if config.options.assets:  # workers (Ray's above all) may run in another folder: absolute paths
@@ -244,7 +244,9 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
 
                 workers = config.workers or default_workers()
                 meta |= run_local(book, workers, test_kill)
-    except (Cancelled, KeyboardInterrupt):
+    except BaseException as err:
+        if not isinstance(err, KeyboardInterrupt) and cancelled_behind(err) is None:
+            raise
         book.cancel_open()
         book.progress.close()
         write_summary(out, book.rows, meta | {"seconds": round(time.time() - started, 2), "cancelled": True})
