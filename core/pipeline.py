@@ -90,16 +90,18 @@ def iter_crops(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions
 
 def _put(out: mp.Queue, item: tuple, parent: int) -> None:
     """Put ``item``, waiting while the queue is full, and leave if the main process is gone (killed
-    without a chance to stop us), so that no worker outlives its run."""
+    without a chance to stop us), so that no worker outlives its run: checked before every item,
+    not only when the queue is full, so that an orphan stops within a frame."""
     while True:
+        if os.getppid() != parent:
+            # Nobody reads any more, and the queue's own thread would wait on the pipe forever.
+            out.cancel_join_thread()
+            os._exit(0)
         try:
             out.put(item, timeout=_POLL_SECONDS)
             return
         except queue.Full:
-            if os.getppid() != parent:
-                # Nobody reads any more, and the queue's own thread would wait on the pipe forever.
-                out.cancel_join_thread()
-                os._exit(0)
+            continue
 
 
 def _produce(out: mp.Queue, info: VideoInfo, start: int, end: int | None, opts: PeopleOptions,
