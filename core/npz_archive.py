@@ -237,7 +237,7 @@ class NpzArchive:
 def check_members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> str | None:
     """The first problem with an open zip's directory (too many members, an unknown compression
     method, a deflated member above ``max_ratio``, declared sizes above the total), or None: for
-    readers that inflate members themselves (the restricted unpickler of core/safe_pickle.py)."""
+    readers that inflate members themselves (the restricted unpickler of core/safe_pickle/pickles.py)."""
     infos = archive.infolist()
     if len(infos) > limits.max_members:
         return f"the archive lists {len(infos)} members, more than the {limits.max_members} allowed"
