@@ -15,7 +15,8 @@ from contextlib import contextmanager
 
 from core.errors import EXIT_CANCELLED, StafError
 
-__all__ = ["Cancelled", "cancellable", "cancelled_behind", "process_signals", "raise_if_cancelled"]
+__all__ = ["Cancelled", "cancellable", "cancelled_behind", "process_signals", "raise_if_cancelled",
+           "writes_after_cancel"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -45,6 +46,7 @@ class _Once:
 
 _process_handler: _Once | None = None  # set while a command-line run owns the signals
 _active: list[_Once] = []  # the handlers installed now, innermost last
+_recording = 0  # > 0 inside writes_after_cancel()
 
 
 def _fired(handlers: list[_Once]) -> Cancelled | None:
@@ -64,8 +66,20 @@ def raise_if_cancelled() -> None:
     """Raise :class:`Cancelled` if a signal has fired in this run, even where a library swallowed
     the first one; called before an output is committed, so that "nothing was written" holds."""
     fired = _fired(_active)
-    if fired is not None:
+    if fired is not None and not _recording:
         raise Cancelled(str(fired))
+
+
+@contextmanager
+def writes_after_cancel() -> Iterator[None]:
+    """For code that caught the cancellation and records it on purpose (a batch's summary of which
+    clips were cancelled): atomic writes inside the block commit although a signal fired."""
+    global _recording
+    _recording += 1
+    try:
+        yield
+    finally:
+        _recording -= 1
 
 
 @contextmanager

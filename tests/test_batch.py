@@ -251,3 +251,49 @@ def test_unreachable_ray_address(clips, standin_assets, tmp_path, capsys):
     assert "no Ray cluster answers" in err or "needs the ray package" in err
     assert time.monotonic() - start < 10
     assert not (tmp_path / "o").exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (Linux /proc), children first."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs Linux's /proc to follow the workers")
+def test_a_cancelled_batch_says_so_and_records_it_in_its_summary(standin_assets, tmp_path):
+    """SIGTERM while a clip runs: exit 130 and one line, a summary that says the run was cancelled
+    and the clip was not done, and no output or temporary file of the clip."""
+    import signal
+    import subprocess
+
+    clip, out = tmp_path / "long.mp4", tmp_path / "out"
+    write_sample_clip(clip, seconds=6.0, width=320, height=240)
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "core", "batch", str(clip), "--out", str(out), "--workers", "1",
+                             *base_args(standin_assets)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    # The clip has started once its worker has a process of its own below it (the decoding worker).
+    while proc.poll() is None and time.monotonic() < deadline and len(_descendants(proc.pid)) < 3:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and "cancelled" in lines[0], (proc.returncode, err)
+    doc = json.loads((out / "batch_summary.json").read_text())
+    assert doc["cancelled"] is True
+    assert [c["status"] for c in doc["clips"]] == ["failed"] and "cancelled" in doc["clips"][0]["error"]
+    assert set(os.listdir(out)) == SUMMARY

@@ -29,6 +29,7 @@ from core.errors import EXIT_INTERNAL
 __all__ = ["run_local"]
 
 Item = ClipTask | ConvertTask
+_STOP_SECONDS = 30  # how long a cancelled run waits for its running clips to clean up
 DIED = ("its worker process died (killed or crashed) on both attempts: the first beside other clips, the "
         "second alone")
 
@@ -148,7 +149,8 @@ class _Phase:
 
 def _stop(pool: ProcessPoolExecutor, futures: dict[Future, Item]) -> None:
     """Cancel what has not started and ask the workers running clips to stop (SIGTERM: reconstruct
-    then raises Cancelled and removes its temporary file); wait for them."""
+    then raises Cancelled, removes its temporary file and ends its decoding process); wait for them,
+    up to ``_STOP_SECONDS``, before the caller ends whatever is left."""
     pool.shutdown(wait=False, cancel_futures=True)
     for item in futures.values():
         mark = Path(item.started) if isinstance(item, ClipTask) and item.started else None
@@ -157,7 +159,10 @@ def _stop(pool: ProcessPoolExecutor, futures: dict[Future, Item]) -> None:
                 os.kill(int(mark.read_text()), signal.SIGTERM)  # a worker process of this pool
             except ProcessLookupError:
                 pass
-    pool.shutdown(wait=True)
+    # Not a second shutdown(wait=True): after shutdown(wait=False) it returns at once (the pool has
+    # already let go of its manager thread), and the workers would be killed in mid-clean-up. A
+    # worker that stops leaves at once (os._exit), so its future ends as a broken pool.
+    wait(list(futures), timeout=_STOP_SECONDS)
 
 
 def run_local(book: Book, workers: int, test_kill: str | None = None) -> dict:

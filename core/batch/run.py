@@ -201,7 +201,7 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
     Raises StafError before anything runs when the run is refused: a bad option, an output folder
     that cannot be written, missing assets, an unusable device or a Ray cluster that does not answer.
     """
-    from core.cancel import cancellable, cancelled_behind
+    from core.cancel import cancellable, cancelled_behind, writes_after_cancel
 
     _check_config(config)
     if config.options.assets:  # workers (Ray's above all) may run in another folder: absolute paths
@@ -249,7 +249,8 @@ def run_batch(config: BatchConfig) -> tuple[list[Row], int]:
             raise
         book.cancel_open()
         book.progress.close()
-        write_summary(out, book.rows, meta | {"seconds": round(time.time() - started, 2), "cancelled": True})
+        with writes_after_cancel():
+            write_summary(out, book.rows, meta | {"seconds": round(time.time() - started, 2), "cancelled": True})
         raise
     finally:
         if cluster is not None:
