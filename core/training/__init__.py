@@ -1,1 +1,2 @@
-"""Training STAF: losses, data, the single-frame base model, checkpoints and the loop."""
+"""Training STAF: losses, data, the single-frame base model, checkpoints, the configuration, validation
+and the loop."""

@@ -27,18 +27,17 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from core.atomic import atomic_path
-from core.camera import CROP_SCALE
 from core.datasets.joints import SpinJoints
-from core.datasets.sampling import MixedSampler, Pick, sequence_windows
-from core.errors import EXIT_CANCELLED, BadInput, StafError
+from core.datasets.sampling import MixedSampler, sequence_windows
+from core.errors import BadInput
 from core.training.checkpoints import (
     BEST,
     CHECKPOINT,
@@ -46,11 +45,10 @@ from core.training.checkpoints import (
     read_training_checkpoint,
     write_training_checkpoint,
 )
-from core.training.data import Batch, BatchLoader, SourceSpec, TrainSource, open_source
-from core.training.losses import LossTerms, LossWeights, staf_losses
-
-if TYPE_CHECKING:
-    from core.evaluation.protocol import TableRow
+from core.training.config import TrainConfig, TrainingInterrupted, TrainSummary, check_config
+from core.training.data import Batch, BatchLoader, TrainSource, open_source
+from core.training.losses import LossTerms, staf_losses
+from core.training.validation import validate
 
 __all__ = ["EPOCH_LOG", "STEP_LOG", "TrainConfig", "TrainSummary", "TrainingInterrupted", "train"]
 
@@ -60,66 +58,6 @@ CONFIG_FILE = "config.json"
 _TERMS = ("loss", "kp2d", "kp3d", "pose", "shape")
 # Settings a resumed run may change.
 _FREE = ("epochs", "max_steps", "resume", "progress", "device", "workers", "out", "assets", "init")
-
-
-class TrainingInterrupted(StafError):
-    """Training stopped on request; the checkpoint is saved and ``--resume`` continues it."""
-
-    exit_code = EXIT_CANCELLED
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on (defaults: the release's stage-2 settings)."""
-
-    out: Path
-    assets: Path
-    train: tuple[SourceSpec, ...]
-    val: SourceSpec | None = None
-    stage: int = 2
-    init: Path | None = None
-    epochs: int = 45
-    iters_per_epoch: int = 500
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    lr_factor: float = 0.1
-    patience: int = 5
-    ratio_2d: float = 0.6
-    seq_len: int = 9
-    stride: int = 1
-    seed: int = 0
-    device: str = "auto"
-    mix_tcfm_across_batch: bool = False
-    trainable: Literal["all", "regressors"] = "all"
-    crop_scale: float = CROP_SCALE
-    workers: int = 4
-    log_every: int = 10
-    max_steps: int | None = None
-    resume: bool = False
-    progress: bool = True
-    weights: LossWeights = field(default_factory=LossWeights)
-
-    def settings(self) -> dict[str, Any]:
-        """The configuration as plain values (what ``config.json`` and the checkpoint record)."""
-        plain = asdict(self)
-        plain["train"] = [[s.dataset, str(s.db), str(s.location)] for s in self.train]
-        plain["val"] = None if self.val is None else [self.val.dataset, str(self.val.db), str(self.val.location)]
-        for key in ("out", "assets", "init"):
-            plain[key] = None if plain[key] is None else str(plain[key])
-        return plain
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    """How a call to :func:`train` ended: ``finished`` all epochs or ``paused`` at ``max_steps``."""
-
-    status: Literal["finished", "paused"]
-    epochs: int
-    step: int
-    best: float
-    history: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
 
 
 @dataclass
@@ -161,26 +99,6 @@ class _StopRequests:
                 signal.signal(s, old)
 
 
-def _check_config(config: TrainConfig) -> None:
-    if config.stage not in (1, 2):
-        raise BadInput(f"--stage must be 1 or 2, got {config.stage}")
-    if not config.train:
-        raise BadInput("no training data: give at least one --train DATASET DB DIR")
-    positive = {"epochs": config.epochs, "iters-per-epoch": config.iters_per_epoch, "batch-size": config.batch_size,
-                "seq-len": config.seq_len, "stride": config.stride, "log-every": config.log_every}
-    bad = [f"--{k} {v}" for k, v in positive.items() if v < 1]
-    if config.max_steps is not None and config.max_steps < 1:
-        bad.append(f"--max-steps {config.max_steps}")
-    if not config.lr > 0 or not 0 <= config.ratio_2d <= 1 or not 0 < config.lr_factor < 1:
-        bad.append("--lr must be > 0, --ratio-2d in [0, 1], the lr factor in (0, 1)")
-    if bad:
-        raise BadInput(f"invalid training settings: {', '.join(bad)}")
-    if config.trainable not in ("all", "regressors"):
-        raise BadInput(f"--trainable must be 'all' or 'regressors', got '{config.trainable}'")
-    if config.stage == 2 and config.seq_len != 9:
-        raise BadInput("stage 2 uses windows of 9 frames (--seq-len 9): the STAF network is built for 9")
-
-
 def _build_model(config: TrainConfig) -> torch.nn.Module:
     from core.model.checkpoint import load_backbone_weights
     from core.training.models import SingleFrameModel, init_staf, load_base_head
@@ -218,53 +136,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _validate(model: torch.nn.Module, config: TrainConfig, val: TrainSource, body: torch.nn.Module,
-              regressor: torch.Tensor, device: torch.device) -> dict[str, float]:
-    from core.evaluation.run import EvalModels, evaluate_db
-
-    if config.stage == 2:
-        result = evaluate_db(EvalModels(model, body, regressor, device), val.db, val.cache, progress=config.progress)
-        row = result.row
-    else:
-        row = _validate_single_frame(model, val, body, regressor, device)
-    return {"val_pa_mpjpe": row.pa_mpjpe, "val_mpjpe": row.mpjpe,
-            "val_pve": math.nan if row.pve is None else row.pve, "val_accel": row.accel}
-
-
-@torch.inference_mode()
-def _validate_single_frame(model: torch.nn.Module, val: TrainSource, body: torch.nn.Module, regressor: torch.Tensor,
-                           device: torch.device) -> TableRow:
-    from core.datasets.joints import joints14_from_vertices, to_common14
-    from core.evaluation.metrics import pve
-    from core.evaluation.protocol import sequence_errors, summarise
-
-    db = val.db
-    if db.joints3d is None:
-        raise BadInput(f"{db.path}: the validation db has no 'joints3D'")
-    gt14 = torch.from_numpy(to_common14(db.joints3d[..., :3], what=f"{db.path}: 'joints3D'"))
-    loader = BatchLoader([val], length=1)
-    model.eval()
-    results = []
-    try:
-        for seq in db.sequences:
-            pred14, pves = [], []
-            for first in range(seq.start, seq.stop, 16):
-                rows = list(range(first, min(seq.stop, first + 16)))
-                crops = loader.load([Pick(0, r) for r in rows]).inputs.to(device)
-                out = model(crops, body)
-                pred14.append(joints14_from_vertices(out.vertices, regressor).cpu())
-                if db.has_smpl:
-                    gt = body.forward_axis_angle(torch.from_numpy(db.shape[rows]).to(device),
-                                                 torch.from_numpy(db.pose[rows]).to(device).reshape(-1, 24, 3))
-                    pves.append(pve(out.vertices, gt.vertices).cpu())
-            results.append(sequence_errors(seq.name, torch.cat(pred14), gt14[seq.start:seq.stop],
-                                           pve_m=torch.cat(pves) if pves else None,
-                                           valid=db.valid[seq.start:seq.stop]))
-    finally:
-        loader.close()
-    return summarise(results)
-
-
 def train(config: TrainConfig) -> TrainSummary:
     """Train (or resume) as ``config`` says; writes checkpoints and logs into ``config.out``.
 
@@ -276,7 +147,7 @@ def train(config: TrainConfig) -> TrainSummary:
     from core.model.load import resolve_device
     from core.smpl import load_body_model, load_joint_regressor
 
-    _check_config(config)
+    check_config(config)
     out = Path(config.out)
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not config.resume:
@@ -436,7 +307,7 @@ def _end_epoch(model: torch.nn.Module, config: TrainConfig, progress: _Progress,
     row: dict[str, Any] = {"epoch": progress.epoch + 1, "step": progress.step, "lr": optimizer.param_groups[0]["lr"]}
     row.update({k: v / n for k, v in progress.sums.items()})
     if val is not None:
-        row.update(_validate(model, config, val, body, regressor, device))
+        row.update(validate(model, config, val, body, regressor, device))
         performance = row["val_pa_mpjpe"]
     else:
         performance = row["loss"]
