@@ -20,6 +20,7 @@ from core.paths import path_problem
 __all__ = [
     "ASSETS",
     "ASSETS_ENV",
+    "STAF_FILE",
     "AssetSpec",
     "AssetState",
     "AssetStatus",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Environment variable naming the asset folder (``--assets DIR`` wins over it).
 ASSETS_ENV = "STAF_ASSETS"
+
+#: The published STAF weights' file name (the release's own).
+STAF_FILE = "3dpw_model_best.pth.tar"
 
 AssetState = Literal["found", "missing", "invalid"]
 
@@ -153,7 +157,7 @@ def _smpl_spec(gender: str, required: bool) -> AssetSpec:
 
 ASSETS: tuple[AssetSpec, ...] = (
     AssetSpec(
-        name="3dpw_model_best.pth.tar",
+        name=STAF_FILE,
         description="STAF network weights",
         source=_STAF_RELEASE,
         required=True,

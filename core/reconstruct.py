@@ -10,35 +10,22 @@ people, the people stage runs first (``core.people``) and a second decoding cuts
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from core.allocator import bound_primitive_caches, tune_allocator
-from core.assets import folder_missing_message, resolve_assets_dir
+from core.assets import STAF_FILE, folder_missing_message, resolve_assets_dir
 from core.camera import CROP_SCALE, default_focal
 from core.cancel import cancellable
 from core.cleanup.stage import FILTERS, CleanupOptions, clean_up
-from core.errors import AssetMissing, BadInput, NoPersonFound, OutputError
-from core.inference import BodyResults, run_staf_for_people, run_staf_streaming
-from core.model.geometry import rotmat_to_axis_angle
-from core.model.load import PRECISION_DTYPES, STAF_FILE, StafModels, load_models_cached
-from core.model.precision import choose_precision
-from core.motion import build_person, make_meta, motion_from_people, write_motion
+from core.errors import AssetMissing, BadInput, OutputError
 from core.motion_format import Motion
 from core.paths import path_problem
-from core.people.stage import PeopleOptions, PeopleResult, PersonTrack, choose_people, find_people, parse_person_spec
-from core.pipeline import DecodingWorker, detector_threads, iter_crops
+from core.people.stage import PeopleOptions, parse_person_spec
 from core.progress import Progress, ProgressMode
-from core.smpl import load_smpl_data, smpl_file_candidates
-from core.standins import STANDIN_MARKER
 from core.video import VideoInfo, probe_video
 
 __all__ = ["ReconstructOptions", "check_output", "parse_time", "people_options", "reconstruct", "resolve_range",
@@ -144,19 +131,6 @@ def _check_not_input(output: Path, source: Path, what: str) -> None:
         raise OutputError(f"{output}: is the input video; write {what} to another file")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _resolve_precision(opts: ReconstructOptions, device: torch.device) -> None:
-    if opts.precision == "fp16" and device.type != "cuda":
-        raise BadInput("--precision fp16 needs a CUDA device; on CPU use fp32 (or bf16 where the CPU supports it)")
-
-
 def people_options(opts: ReconstructOptions, info: VideoInfo | None = None) -> PeopleOptions:
     """The people stage's settings within a run's options (with ``info``, and the world frame on,
     it also measures the camera's motion)."""
@@ -165,69 +139,15 @@ def people_options(opts: ReconstructOptions, info: VideoInfo | None = None) -> P
                          max_gap=opts.max_gap, smooth=opts.smooth, min_track=opts.min_track, camera_focal=focal)
 
 
+PRECISIONS = ("fp32", "fp16", "bf16")  # core.model.load.PRECISION_DTYPES's names, without torch
 PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
 SOLVERS = ("auto", "staf", "landmarks")
 
 
-def _pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
+def pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
     if opts.pipeline != "auto":
         return opts.pipeline
     return "one-pass" if wanted is None and opts.max_people is None else "two-pass"
-
-
-def _run_people_and_staf(models: StafModels, info: VideoInfo, start: int, end: int | None, wanted: list[int] | None,
-                         opts: ReconstructOptions, progress: Progress, where: str, nobody: str,
-                         items: Iterable | None) -> tuple[PeopleResult, list[PersonTrack], dict[int, BodyResults]]:
-    """People and STAF's output for each chosen one: from the one-pass pipeline's ``items``, or
-    (None) by the two passes."""
-    if items is None:
-        found = find_people(info, start, end, people_options(opts, info), progress)
-        if not found.people:
-            raise NoPersonFound(nobody)
-        people = choose_people(found.people, wanted, opts.max_people, where)
-        bodies = run_staf_for_people(models, info, start, len(found.frame_index), people,
-                                     batch_size=opts.batch_size, precision=opts.precision,
-                                     crop_scale=opts.crop_scale, progress=progress)
-        return found, people, bodies
-    expected = (end if end is not None else info.frame_count) - start
-    streamed = run_staf_streaming(models, items, max(expected, 0), batch_size=opts.batch_size,
-                                  precision=opts.precision, progress=progress)
-    found = streamed.found
-    if not found.people:
-        raise NoPersonFound(nobody)
-    people = choose_people(found.people, wanted, opts.max_people, where)
-    return found, people, streamed.bodies
-
-
-def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: list[PersonTrack],
-              bodies: dict[int, BodyResults], start: int, assets: Path, smpl_path: Path,
-              opts: ReconstructOptions) -> Motion:
-    """Put the motion file's contents together."""
-    smpl = load_smpl_data(smpl_path)
-    frame_index, frame_time = found.frame_index, found.frame_time
-    focal = opts.focal or default_focal(info.width, info.height)
-    motions = []
-    for p in people:
-        present = p.track.present
-        rows = p.first + np.flatnonzero(present)
-        body = bodies[p.person_id]
-        motions.append(build_person(
-            p.person_id, frame=frame_index[rows], time=frame_time[rows],
-            pose=rotmat_to_axis_angle(body.rotmat[present]).numpy(), betas=body.betas[present].numpy(),
-            cam_crop=body.cam[present].numpy(), box=p.track.box[present], flags=p.track.flags[present], smpl=smpl,
-            width=info.width, height=info.height, focal=focal, crop_scale=opts.crop_scale,
-            score=p.score[present], landmarks=p.landmarks[present]))
-    kind = "stand-in" if (assets / STANDIN_MARKER).is_file() else "real"
-    meta = make_meta(
-        source={**info.as_meta(), "frame_count": max(info.frame_count, int(frame_index[-1]) + 1)},
-        frame_range=(start, int(frame_index[-1]) + 1),
-        assets={"kind": kind, "checkpoint_sha256": _file_sha256(assets / STAF_FILE), "smpl": smpl_path.name},
-        focal=focal, crop_scale=opts.crop_scale, focal_rule="given" if opts.focal else "image diagonal",
-        options={k: v for k, v in asdict(opts).items() if k not in ("progress", "overwrite", "assets")}
-        | {"device": str(models.device)},
-    )
-    meta["people_found"] = len(found.people)
-    return motion_from_people(meta, frame_index, frame_time, smpl, motions)
 
 
 #: Numeric options: (flag, attribute, smallest, largest, unit). Whole numbers are ints; None may be
@@ -257,7 +177,7 @@ def validate_options(opts: ReconstructOptions) -> list[int] | None:
         if not ok or isinstance(value, bool) or not (low <= value <= high):  # also refuses NaN
             kind = "a whole number" if whole else "a number"
             raise BadInput(f"{flag} {value}: give {kind} from {low} to {high:g}{unit}")
-    if opts.precision != "auto" and opts.precision not in PRECISION_DTYPES:
+    if opts.precision != "auto" and opts.precision not in PRECISIONS:
         raise BadInput(f"--precision '{opts.precision}': use auto, fp32, fp16 or bf16")
     if opts.pipeline not in PIPELINES:
         raise BadInput(f"--pipeline '{opts.pipeline}': use {', '.join(PIPELINES)}")
@@ -305,7 +225,9 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         if solver == "landmarks":
             motion = _landmark_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule)
         else:
-            motion = _staf_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule, running)
+            from core.staf_run import staf_run
+
+            motion = staf_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule, running)
     if opts.preview:
         from core.preview import write_preview
 
@@ -326,8 +248,10 @@ def _solver_for(opts: ReconstructOptions, assets: Path) -> tuple[str, str]:
                          "BlazePose's landmarks; install the STAF weights for STAF's accuracy)")
 
 
-def _write(motion: Motion, camera, opts: ReconstructOptions, output: Path, extra: dict) -> Motion:
+def write_result(motion: Motion, camera, opts: ReconstructOptions, output: Path, extra: dict) -> Motion:
     """Clean up, record what ran, and write the motion file atomically."""
+    from core.motion import write_motion  # with torch: only once a solver has run
+
     motion, cleanup = clean_up(motion, camera, CleanupOptions(opts.world, opts.foot_lock, opts.filter))
     motion.meta["world"] = cleanup.meta()
     motion.meta["options"].update(extra)
@@ -348,7 +272,7 @@ def _landmark_run(info: VideoInfo, start: int, end: int | None, wanted: list[int
             info, start, end, people_options(opts, info), wanted, opts.max_people, focal, opts.crop_scale, assets,
             meta_options | {"device": "cpu", "precision": "fp32"}, progress, nobody, where,
             "given" if opts.focal else "image diagonal")
-        motion = _write(motion, camera, opts, output, {"solver": "landmarks", "solver_rule": solver_rule,
+        motion = write_result(motion, camera, opts, output, {"solver": "landmarks", "solver_rule": solver_rule,
                                                        "precision_rule": "the landmark solver runs in fp32",
                                                        "pipeline": "two-pass"})
     finally:
@@ -358,35 +282,3 @@ def _landmark_run(info: VideoInfo, start: int, end: int | None, wanted: list[int
     return motion
 
 
-def _staf_run(info: VideoInfo, start: int, end: int | None, wanted: list[int] | None, opts: ReconstructOptions,
-              assets: Path, output: Path, where: str, nobody: str, solver_rule: str,
-              running: contextlib.ExitStack) -> Motion:
-    pipeline = _pipeline_for(opts, wanted)
-    items = None
-    if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
-        # Its detector threads follow this process's share of the cores (a batch worker's is a part).
-        items = running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
-                                                     crop_scale=opts.crop_scale,
-                                                     threads=detector_threads(torch.get_num_threads())))
-    elif pipeline == "in-process":
-        items = iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
-    models = load_models_cached(assets, device=opts.device)
-    _resolve_precision(opts, models.device)
-    chosen = choose_precision(models, opts.precision, assets)
-    opts = replace(opts, precision=chosen.precision)
-    if opts.batch_size is None:  # GPUs need large batches to be busy; CPUs gain nothing from them
-        opts = replace(opts, batch_size=128 if models.device.type == "cuda" else 16)
-    smpl_path = next(p for p in smpl_file_candidates(assets) if p.is_file())
-    progress = Progress(opts.progress)
-    try:
-        found, people, bodies = _run_people_and_staf(models, info, start, end, wanted, opts, progress,
-                                                      where, nobody, items)
-        motion = _assemble(models, info, found, people, bodies, start, assets, smpl_path, opts)
-        motion = _write(motion, found.camera, opts, output, {"precision_rule": chosen.reason, "pipeline": pipeline,
-                                                              "solver": "staf", "solver_rule": solver_rule})
-    finally:
-        progress.close()
-    progress.message(stage="done", output=str(output.resolve()), frames=len(motion.frame_index),
-                     precision=chosen.precision, precision_rule=chosen.reason, solver="staf",
-                     people=[{"id": p.person_id, "frames": len(p)} for p in motion.people])
-    return motion

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from core.assets import STAF_FILE
 from core.errors import BadInput
 from core.model.backbone import ResNet50Features, fold_batch_norms
 from core.model.checkpoint import load_backbone_weights, load_staf_weights
@@ -16,7 +17,6 @@ from core.model.staf import Staf
 __all__ = ["BACKBONE_FILE", "CPU_BACKBONE_CHUNK", "PRECISION_DTYPES", "STAF_FILE", "StafModels", "autocast_for",
            "load_models", "load_models_cached", "resolve_device"]
 
-STAF_FILE = "3dpw_model_best.pth.tar"
 BACKBONE_FILE = "base_model.pt"
 
 #: Frames per backbone call on CPU: a chunk's activations then stay within the caches (and below
