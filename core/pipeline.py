@@ -31,7 +31,8 @@ from core.people.settled import SettledBoxes
 from core.people.stage import PeopleOptions, PeoplePass, PeopleResult
 from core.video import DecodedFrame, VideoInfo, iter_decoded
 
-__all__ = ["CropFrame", "DecodingWorker", "crops_from_worker", "detector_threads", "iter_crops"]
+__all__ = ["CropFrame", "DecodingWorker", "crops_from_worker", "detector_threads", "iter_crops",
+           "network_threads"]
 
 # Frames of crops in flight between the worker and the networks (~18 MB for one person): enough that
 # the worker goes on decoding through the main process's start-up (imports and weights, ~5 s on
@@ -57,6 +58,19 @@ def detector_threads(cores: int | None = None) -> int:
     machine's): one on small shares (the networks need the cores), up to four on large ones."""
     cores = cores or os.cpu_count() or 1
     return 1 if cores <= 4 else min(4, cores // 4)
+
+
+def network_threads() -> int:
+    """The CPU threads this process's networks use, or will: torch's setting once torch is loaded
+    (a batch worker sets its share), else the OMP_NUM_THREADS torch will follow, else the cores this
+    process may use. Read without loading torch, so that the worker can start before it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def iter_crops(info: VideoInfo, start: int, end: int | None, opts: PeopleOptions, *, crop_scale: float,

@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from core.errors import AssetMissing, BadInput, OutputError
 from core.motion_format import Motion
 from core.paths import path_problem
 from core.people.stage import PeopleOptions, parse_person_spec
+from core.pipeline import DecodingWorker, detector_threads, iter_crops, network_threads
 from core.progress import Progress, ProgressMode
 from core.video import VideoInfo, probe_video
 
@@ -225,14 +227,32 @@ def reconstruct(video: str | Path, output: str | Path, options: ReconstructOptio
         if solver == "landmarks":
             motion = _landmark_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule)
         else:
-            from core.staf_run import staf_run
+            pipeline, items = _crop_source(info, start, end, wanted, opts, running)
+            from core.staf_run import staf_run  # torch loads (~2 s) while the worker decodes
 
-            motion = staf_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule, running)
+            motion = staf_run(info, start, end, wanted, opts, assets, output, where, nobody, solver_rule,
+                              pipeline, items)
     if opts.preview:
         from core.preview import write_preview
 
         write_preview(Path(opts.preview), motion, info, overwrite=opts.overwrite)
     return motion
+
+
+def _crop_source(info: VideoInfo, start: int, end: int | None, wanted: list[int] | None, opts: ReconstructOptions,
+                 running: contextlib.ExitStack) -> tuple[str, Iterable | None]:
+    """The run's pipeline and, for the one-pass ones, where its crops come from. The decoding worker
+    starts here, before torch and the weights load, so that the seconds those take go into decoding
+    and finding people (the first crops come about two seconds of video behind)."""
+    pipeline = pipeline_for(opts, wanted)
+    if pipeline == "one-pass":
+        # Its detector threads follow this process's share of the cores (a batch worker's is a part).
+        return pipeline, running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
+                                                              crop_scale=opts.crop_scale,
+                                                              threads=detector_threads(network_threads())))
+    if pipeline == "in-process":
+        return pipeline, iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
+    return pipeline, None
 
 
 def _solver_for(opts: ReconstructOptions, assets: Path) -> tuple[str, str]:

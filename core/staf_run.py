@@ -5,7 +5,6 @@ worker, need no torch."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, replace
@@ -24,9 +23,8 @@ from core.model.precision import choose_precision
 from core.motion import build_person, make_meta, motion_from_people
 from core.motion_format import Motion
 from core.people.stage import PeopleResult, PersonTrack, choose_people, find_people
-from core.pipeline import DecodingWorker, detector_threads, iter_crops
 from core.progress import Progress
-from core.reconstruct import ReconstructOptions, people_options, pipeline_for, write_result
+from core.reconstruct import ReconstructOptions, people_options, write_result
 from core.smpl import load_smpl_data, smpl_file_candidates
 from core.standins import STANDIN_MARKER
 from core.video import VideoInfo
@@ -106,18 +104,10 @@ def _assemble(models: StafModels, info: VideoInfo, found: PeopleResult, people: 
 
 
 def staf_run(info: VideoInfo, start: int, end: int | None, wanted: list[int] | None, opts: ReconstructOptions,
-             assets: Path, output: Path, where: str, nobody: str, solver_rule: str,
-             running: contextlib.ExitStack) -> Motion:
-    """A run with STAF: people and crops, the networks, and the motion file written atomically."""
-    pipeline = pipeline_for(opts, wanted)
-    items = None
-    if pipeline == "one-pass":  # started first: it decodes and finds people while the weights load
-        # Its detector threads follow this process's share of the cores (a batch worker's is a part).
-        items = running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),
-                                                     crop_scale=opts.crop_scale,
-                                                     threads=detector_threads(torch.get_num_threads())))
-    elif pipeline == "in-process":
-        items = iter_crops(info, start, end, people_options(opts, info), crop_scale=opts.crop_scale)
+             assets: Path, output: Path, where: str, nobody: str, solver_rule: str, pipeline: str,
+             items: Iterable | None) -> Motion:
+    """A run with STAF: the networks over the crops of ``items`` (the one-pass pipelines', already
+    started) or, for None, of the two passes; the motion file written atomically."""
     models = load_models_cached(assets, device=opts.device)
     _resolve_precision(opts, models.device)
     chosen = choose_precision(models, opts.precision, assets)

@@ -194,3 +194,50 @@ def test_streamed_results_grow_and_agree_with_the_track_frame_by_frame():
     late = PersonTrack(0, 40, Track(np.zeros((3, 4)), np.ones(3, np.uint8), ((0, 3),)), np.ones(3),
                        np.zeros((3, 33, 3)), 0.1)
     assert _agree(late, got) is None  # frames the identity never reached
+
+
+def test_the_decoding_worker_starts_before_torch_loads(standin_assets, tmp_path):
+    """The worker decodes and finds people while the main process imports torch and loads the
+    weights (seconds the first crops would otherwise wait); its threads follow OMP_NUM_THREADS then."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from core.sample_clip import write_sample_clip
+
+    clip = tmp_path / "short.mp4"
+    write_sample_clip(clip, seconds=1.0, width=320, height=240)
+    script = f"""
+import json, sys
+import core.pipeline as pipeline
+seen = {{}}
+start = pipeline.DecodingWorker.__init__
+def spy(self, *args, threads=None, **kwargs):
+    seen.update(torch="torch" in sys.modules, threads=threads)
+    start(self, *args, threads=threads, **kwargs)
+pipeline.DecodingWorker.__init__ = spy
+from core.reconstruct import ReconstructOptions, reconstruct
+reconstruct({str(clip)!r}, {str(tmp_path / "m.npz")!r}, ReconstructOptions(assets={str(standin_assets)!r},
+            progress="none", precision="fp32"))
+seen["torch_after"] = "torch" in sys.modules
+print(json.dumps(seen))
+"""
+    root = Path(__file__).resolve().parents[1]
+    for omp, threads in (("3", 1), ("16", 4)):
+        run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": omp})
+        assert run.returncode == 0, run.stderr
+        seen = json.loads(run.stdout.strip().splitlines()[-1])
+        assert seen == {"torch": False, "threads": threads, "torch_after": True}
+        assert (tmp_path / "m.npz").is_file()
+        (tmp_path / "m.npz").unlink()
+
+
+def test_network_threads_follow_torch_once_it_is_loaded(monkeypatch):
+    import torch
+
+    from core.pipeline import network_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert network_threads() == torch.get_num_threads()
