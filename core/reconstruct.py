@@ -146,7 +146,7 @@ PIPELINES = ("auto", "one-pass", "two-pass", "in-process")
 SOLVERS = ("auto", "staf", "landmarks")
 
 
-def pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
+def _pipeline_for(opts: ReconstructOptions, wanted: list[int] | None) -> str:
     if opts.pipeline != "auto":
         return opts.pipeline
     return "one-pass" if wanted is None and opts.max_people is None else "two-pass"
@@ -244,7 +244,7 @@ def _crop_source(info: VideoInfo, start: int, end: int | None, wanted: list[int]
     """The run's pipeline and, for the one-pass ones, where its crops come from. The decoding worker
     starts here, before torch and the weights load, so that the seconds those take go into decoding
     and finding people (the first crops come about two seconds of video behind)."""
-    pipeline = pipeline_for(opts, wanted)
+    pipeline = _pipeline_for(opts, wanted)
     if pipeline == "one-pass":
         # Its detector threads follow this process's share of the cores (a batch worker's is a part).
         return pipeline, running.enter_context(DecodingWorker(info, start, end, people_options(opts, info),

@@ -56,3 +56,11 @@ def test_check_decides_and_is_remembered(models, standin_assets, fresh, monkeypa
 def test_pose_difference_is_zero_for_fp32_and_small_for_bf16(models):
     assert pose_difference(models, "fp32") == 0.0
     assert 0.0 < pose_difference(models, "bf16") < 0.05
+
+
+def test_the_torch_free_precision_names_are_the_models_own():
+    """``core.reconstruct`` checks --precision without torch; its names must be the ones that load."""
+    from core.model.load import PRECISION_DTYPES
+    from core.reconstruct import PRECISIONS
+
+    assert sorted(PRECISIONS) == sorted(PRECISION_DTYPES)
